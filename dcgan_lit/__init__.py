@@ -1,0 +1,1 @@
+"""dcgan_lit: a PyTorch Lightning + Hydra template for DCGAN image generators."""

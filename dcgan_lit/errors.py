@@ -1,0 +1,13 @@
+"""Errors the user can fix: the entry points print them as one line instead of a traceback."""
+
+
+class UserError(Exception):
+    """Base class for bad configs, bad data locations and bad checkpoints."""
+
+
+class ConfigError(UserError):
+    """A config value that cannot work; the message starts with the key."""
+
+
+class DataError(UserError):
+    """A data set that cannot be found or read; the message names the path."""
