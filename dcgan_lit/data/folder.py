@@ -1,0 +1,106 @@
+"""Any folder of images, searched recursively with no class subfolders (so CelebA's img_align_celeba/ works as unzipped)."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+from torchvision.transforms import v2
+
+from dcgan_lit.data.datamodule import ImageDataModule
+from dcgan_lit.data.split import holdout_split
+from dcgan_lit.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def find_images(root: Path) -> list[Path]:
+    """All image files under root, at any depth, sorted so that the order (and so the split) is reproducible."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def to_mode(img: Image.Image, nc: int) -> Image.Image:
+    """Convert any PIL mode to RGB (nc=3) or L (nc=1); transparency is composited over black."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: PIL's convert() would clip to 255, so rescale to 8 bits by hand.
+        a = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        img = Image.fromarray((a / scale * 255).round().clip(0, 255).astype(np.uint8), "L")
+    if (img.mode == "P" and "transparency" in img.info) or img.mode in ("LA", "PA", "La"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "RGBa"):
+        black = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, img.convert("RGBA"))
+    return img.convert("L" if nc == 1 else "RGB")
+
+
+class FolderImages(Dataset):
+    """Images from a list of files: optional center crop, resize of the short side, center crop to a square.
+
+    This is the tutorial's `Resize(image_size) + CenterCrop(image_size)`; with `center_crop=178` it first takes
+    CelebA's 178x178 face square, as some write-ups do, so no forehead or chin is lost to the second crop.
+    """
+
+    def __init__(self, files: list[Path], image_size: int, nc: int, center_crop: int | None = None) -> None:
+        self.files, self.nc = files, nc
+        steps = [v2.CenterCrop(center_crop)] if center_crop else []
+        steps += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.PILToTensor()]
+        self.transform = v2.Compose(steps)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        with Image.open(self.files[i]) as img:
+            return self.transform(to_mode(img, self.nc))
+
+
+class FolderDataModule(ImageDataModule):
+    """Trains on every image under `root`; a seeded `val_fraction` of them is held out for metrics.
+
+    Args:
+        root: the folder to search, recursively.
+        center_crop: crop this square from the middle before resizing (178 for CelebA faces), or None.
+        val_fraction, split_seed: size and seed of the held-out split.
+        missing_hint: appended to the error when no images are found; `{root}` is replaced by the root.
+        **kwargs: ImageDataModule's arguments (image_size, nc, batch_size, num_workers, pin_memory, hflip).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        center_crop: int | None = None,
+        val_fraction: float = 0.05,
+        split_seed: int = 0,
+        missing_hint: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root).expanduser()
+        self.center_crop, self.val_fraction, self.split_seed = center_crop, val_fraction, split_seed
+        self.missing_hint = missing_hint
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        files = self._find_files()
+        train_idx, val_idx = holdout_split(len(files), self.val_fraction, self.split_seed)
+        log.info(f"{len(files)} images under {self.root}: {len(train_idx)} for training, {len(val_idx)} held out")
+        dataset = FolderImages(files, self.image_size, self.nc, self.center_crop)
+        return Subset(dataset, train_idx.tolist()), Subset(dataset, val_idx.tolist())
+
+    def _find_files(self) -> list[Path]:
+        where = self.root.resolve()
+        hint = " " + self.missing_hint.format(root=self.root) if self.missing_hint else ""
+        if not where.is_dir():
+            what = "is a file, not a folder" if where.exists() else "does not exist"
+            raise DataError(f"data.root={str(self.root)!r}: {where} {what}.{hint}")
+        files = find_images(where)
+        if not files:
+            exts = ", ".join(IMAGE_EXTENSIONS)
+            raise DataError(f"data.root={str(self.root)!r}: no images ({exts}) anywhere under {where}.{hint}")
+        return files
