@@ -1,0 +1,1 @@
+"""Lightning callbacks: sample grids and other run artifacts."""

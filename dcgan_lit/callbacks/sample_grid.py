@@ -1,0 +1,51 @@
+"""Sample grids from the fixed noise every epoch (PNG + TensorBoard), and one grid of real training images."""
+
+from pathlib import Path
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+
+def batches_seen(trainer: Trainer) -> int:
+    """The step Lightning logs scalars at: batches trained, not optimizer steps (two per batch in a GAN)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+class SampleGrid(Callback):
+    """Writes `dirpath/epoch_XXX.png` from the model's fixed noise and logs it as `samples/fixed_noise`.
+
+    Args:
+        dirpath: folder for the PNG files.
+        every_n_epochs: how often to draw the grid.
+        nrow: images per grid row.
+        num_real: how many real training images go into the one-off `samples/real` grid (0 to skip).
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 1, nrow: int = 8, num_real: int = 64) -> None:
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs, self.nrow, self.num_real = every_n_epochs, nrow, num_real
+        self._real_logged = False
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Tensor, batch_idx: int) -> None:
+        if self._real_logged or self.num_real == 0:
+            return
+        self._real_logged = True
+        self._write(trainer, "real", batch[: self.num_real], filename="real.png")
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._write(
+                trainer, "fixed_noise", pl_module.sample_fixed(), filename=f"epoch_{trainer.current_epoch:03d}.png"
+            )
+
+    def _write(self, trainer: Trainer, tag: str, images: Tensor, filename: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        grid = make_grid(images.detach().float().cpu(), nrow=self.nrow, padding=2, normalize=True, value_range=(-1, 1))
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        save_image(grid, self.dirpath / filename)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(f"samples/{tag}", grid, global_step=batches_seen(trainer))
