@@ -1,0 +1,86 @@
+"""Refuse config values that cannot work, before anything is built, with a message that names the key."""
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dcgan_lit.errors import ConfigError
+from dcgan_lit.nets.sizes import num_stride2_blocks
+
+_ABSENT = object()
+
+# Keys missing from a config (another model or data group) are skipped.
+_POSITIVE_INTS = ("data.batch_size", "data.num_images", "model.nz", "model.generator.ngf", "model.discriminator.ndf")
+_NON_NEGATIVE_INTS = ("data.num_workers",)
+_POSITIVE_FLOATS = ("model.lr_g", "model.lr_d")
+_FRACTIONS = ("data.val_fraction",)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that cannot work."""
+
+    def get(key: str) -> Any:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+
+    data = cfg.get("data")
+    if data is not None and "root" in data.keys() and OmegaConf.is_missing(data, "root"):
+        raise ConfigError("data.root is not set: pass data.root=path/to/your/images.")
+
+    for key in _POSITIVE_INTS:
+        v = get(key)
+        if v is not _ABSENT and not (_is_int(v) and v >= 1):
+            raise ConfigError(f"{key}={v!r}: must be a whole number >= 1.")
+    for key in _NON_NEGATIVE_INTS:
+        v = get(key)
+        if v is not _ABSENT and not (_is_int(v) and v >= 0):
+            raise ConfigError(f"{key}={v!r}: must be a whole number >= 0.")
+    for key in _POSITIVE_FLOATS:
+        v = get(key)
+        if v is not _ABSENT and not (_is_number(v) and v > 0):
+            raise ConfigError(f"{key}={v!r}: must be a number > 0, e.g. 2e-4.")
+    for key in _FRACTIONS:
+        v = get(key)
+        if v is not _ABSENT and not (_is_number(v) and 0 <= v < 1):
+            raise ConfigError(f"{key}={v!r}: must be a fraction in [0, 1).")
+
+    nc = get("data.nc")
+    if nc is not _ABSENT and (not _is_int(nc) or nc not in (1, 3)):
+        raise ConfigError(f"data.nc={nc!r}: must be 1 (grayscale) or 3 (RGB).")
+    size = get("data.image_size")
+    if size is not _ABSENT:
+        num_stride2_blocks(size, key="data.image_size")
+    for key in ("image_size", "nc"):
+        model_v, data_v = get(f"model.{key}"), get(f"data.{key}")
+        if _ABSENT not in (model_v, data_v) and model_v != data_v:
+            raise ConfigError(
+                f"model.{key}={model_v!r} differs from data.{key}={data_v!r}: set data.{key} only; "
+                f"model.{key} follows it by default."
+            )
+
+    for opt in ("model.optimizer_g", "model.optimizer_d"):
+        betas = get(f"{opt}.betas")
+        if betas is not _ABSENT and not (
+            OmegaConf.is_list(betas) and len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas)
+        ):
+            shown = OmegaConf.to_object(betas) if OmegaConf.is_config(betas) else betas
+            raise ConfigError(f"{opt}.betas={shown!r}: must be two numbers in [0, 1), e.g. [0.5, 0.999].")
+
+    epochs = get("trainer.max_epochs")
+    if epochs is not _ABSENT and epochs is not None and not (_is_int(epochs) and (epochs >= 1 or epochs == -1)):
+        raise ConfigError(f"trainer.max_epochs={epochs!r}: must be a whole number >= 1 (or -1 for no limit).")
+
+    ckpt = get("ckpt_path")
+    if ckpt not in (_ABSENT, None) and not Path(str(ckpt)).expanduser().is_file():
+        raise ConfigError(
+            f"ckpt_path={ckpt!r}: no such file. "
+            "Point it at a checkpoint, e.g. outputs/<date>/<time>/checkpoints/last.ckpt."
+        )

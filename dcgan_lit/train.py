@@ -1,0 +1,74 @@
+"""Hydra entry point: compose the config, instantiate data, model, callbacks, loggers and trainer, then fit.
+
+python -m dcgan_lit.train                        # built-in synthetic data, offline
+python -m dcgan_lit.train experiment=celeba      # the PyTorch DCGAN tutorial
+python -m dcgan_lit.train -m model.lr_g=1e-4,2e-4
+"""
+
+import logging
+import sys
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig
+
+from dcgan_lit.config_check import check_config
+from dcgan_lit.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a config group such as `callbacks` or `logger`."""
+    return [instantiate(node) for node in (group or {}).values() if node is not None and "_target_" in node]
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train a GAN as `cfg` describes; returns the final callback metrics as floats."""
+    check_config(cfg)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    model: L.LightningModule = instantiate(cfg.model)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    log.info(f"run folder: {cfg.paths.output_dir}")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def _user_error(e: BaseException) -> BaseException | None:
+    """The user-fixable error behind e, if any: Hydra wraps errors raised inside `_target_` constructors."""
+    while e is not None:
+        if isinstance(e, (UserError, MisconfigurationException)):
+            return e
+        e = e.__cause__
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+    except (UserError, MisconfigurationException, InstantiationException) as e:
+        cause = _user_error(e)
+        if cause is None:
+            raise
+        # One line the user can act on, not a traceback; nothing has been written that could be lost.
+        where = "trainer: " if isinstance(cause, MisconfigurationException) else ""
+        print(f"error: {where}{cause}", file=sys.stderr)
+        sys.exit(2)
+    log.info(f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()
