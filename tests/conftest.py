@@ -1,0 +1,47 @@
+"""Compose the real Hydra config and shrink it to something that trains in seconds on a CPU."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+# 32 px, ngf=ndf=8, a few batches: the whole training loop, just small.
+TINY: list[str] = [
+    "data.image_size=32",
+    "data.batch_size=16",
+    "model.nz=16",
+    "model.generator.ngf=8",
+    "model.discriminator.ndf=8",
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """conf/train.yaml with overrides, as `python -m dcgan_lit.train` would compose it."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Factory: the tiny config writing into tmp_path (or a given folder), plus any extra overrides."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        out = output_dir or tmp_path / "run"
+        groups = [o for o in overrides if o.startswith(("data=", "experiment="))]
+        # Group choices go first so that the shrinking overrides apply to the chosen data set.
+        data = [] if groups else ["data.num_images=120"]
+        rest = [o for o in overrides if o not in groups]
+        paths = [f"paths.output_dir={out}", f"paths.data_dir={tmp_path / 'data'}"]
+        return compose_train([*groups, *TINY, *data, *paths, *rest])
+
+    return make

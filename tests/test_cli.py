@@ -1,0 +1,60 @@
+"""`python -m dcgan_lit.train` as a user runs it: one-line errors, and multirun sweeps."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dcgan_lit.train", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["data.image_size=48"],
+            "error: data.image_size=48 is not supported: the DCGAN doubles the resolution from 4x4, "
+            "so it must be one of 16, 32, 64, 128, 256.",
+        ),
+        (
+            ["experiment=celeba", "data.root=/no/such/celeba"],
+            "error: data.root='/no/such/celeba': /no/such/celeba does not exist. "
+            "CelebA is not downloaded automatically",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_not_a_traceback(args: list[str], message: str, tmp_path: Path) -> None:
+    proc = run_cli(*args, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_multirun_sweep_gives_one_run_folder_each(tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun"
+    tiny = [o for o in TINY if "max_epochs" not in o] + ["data.num_images=60"]
+    proc = run_cli(
+        "-m",
+        "model.lr_g=1e-4,2e-4",
+        "trainer.max_epochs=1",
+        *tiny,
+        f"hydra.sweep.dir={sweep}",
+        f"paths.data_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    for job, lr in zip(jobs, ["0.0001", "0.0002"], strict=True):
+        assert f"model.lr_g={lr}" in (job / ".hydra" / "overrides.yaml").read_text()
+        assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+        assert (job / "checkpoints" / "last.ckpt").is_file()

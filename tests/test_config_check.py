@@ -1,0 +1,43 @@
+"""Values that cannot work are refused before training, naming the key."""
+
+import pytest
+
+from dcgan_lit.config_check import check_config
+from dcgan_lit.errors import ConfigError
+from tests.conftest import compose_train
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.lr_g=-2e-4", r"model.lr_g=-0.0002: must be a number > 0"),
+        ("model.lr_d=0", r"model.lr_d=0: must be a number > 0"),
+        ("data.image_size=48", r"data.image_size=48 is not supported.*16, 32, 64, 128, 256"),
+        ("data.nc=2", r"data.nc=2: must be 1 \(grayscale\) or 3 \(RGB\)"),
+        ("data.batch_size=0", r"data.batch_size=0: must be a whole number >= 1"),
+        ("data.batch_size=abc", r"data.batch_size='abc': must be a whole number >= 1"),
+        ("data.num_workers=-1", r"data.num_workers=-1: must be a whole number >= 0"),
+        ("model.nz=0", r"model.nz=0: must be a whole number >= 1"),
+        ("model.generator.ngf=0", r"model.generator.ngf=0"),
+        ("model.optimizer_g.betas=[0.5,1.5]", r"model.optimizer_g.betas=\[0.5, 1.5\]: must be two numbers in \[0, 1\)"),
+        ("trainer.max_epochs=0", r"trainer.max_epochs=0: must be a whole number >= 1"),
+        ("data.val_fraction=1.5", r"data.val_fraction=1.5: must be a fraction in \[0, 1\)"),
+        ("model.image_size=64", r"model.image_size=64 differs from data.image_size=32: set data.image_size only"),
+        ("ckpt_path=/no/such/last.ckpt", r"ckpt_path='/no/such/last.ckpt': no such file"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, message: str) -> None:
+    cfg = compose_train([override, "paths.output_dir=/tmp/x"])
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg)
+
+
+def test_folder_without_root_says_to_set_it() -> None:
+    with pytest.raises(ConfigError, match=r"data.root is not set: pass data.root=path/to/your/images"):
+        check_config(compose_train(["data=folder", "paths.output_dir=/tmp/x"]))
+
+
+@pytest.mark.parametrize("experiment", ["celeba", "space", "fashion_mnist"])
+def test_good_configs_pass(experiment: str) -> None:
+    check_config(compose_train([f"experiment={experiment}", "data.root=/x", "paths.output_dir=/tmp/x"]))
+    check_config(compose_train(["paths.output_dir=/tmp/x", "trainer.max_epochs=-1", "data.image_size=128"]))

@@ -1,0 +1,137 @@
+"""Every config group option and every experiment composes, and its objects instantiate."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from dcgan_lit.callbacks.sample_grid import SampleGrid
+from dcgan_lit.data.datamodule import ImageDataModule
+from dcgan_lit.module import DCGAN
+from dcgan_lit.train import instantiate_group
+from tests.conftest import CONF_DIR, compose_train
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_defaults_are_the_offline_synthetic_dcgan() -> None:
+    cfg = compose_train(["paths.output_dir=/tmp/x"])
+    assert cfg.data._target_.endswith("SyntheticDataModule")
+    assert cfg.model.nz == 100 and cfg.model.generator.ngf == 64 and cfg.model.discriminator.ndf == 64
+    assert cfg.model.lr_g == 2e-4 and cfg.model.lr_d == 2e-4 and list(cfg.model.optimizer_g.betas) == [0.5, 0.999]
+    assert cfg.seed == 999 and cfg.ckpt_path is None
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_every_data_option(option: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    cfg = tiny_cfg(f"data={option}", *([f"data.root={tmp_path}"] if option == "folder" else []))
+    dm = instantiate(cfg.data)
+    assert isinstance(dm, ImageDataModule)
+    assert (dm.image_size, dm.nc, dm.batch_size) == (32, cfg.data.nc, 16)
+    assert cfg.data.nc == (1 if "mnist" in option else 3)
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_option(option: str, tiny_cfg: Callable[..., DictConfig]) -> None:
+    model = instantiate(tiny_cfg(f"model={option}").model)
+    assert isinstance(model, DCGAN)
+    assert len(model.configure_optimizers()) == 2
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_every_trainer_option(option: str, tiny_cfg: Callable[..., DictConfig]) -> None:
+    cfg = tiny_cfg(f"trainer={option}")
+    assert cfg.trainer.accelerator == {"default": "auto", "cpu": "cpu", "gpu": "gpu", "ddp": "gpu"}[option]
+    if option == "ddp":
+        assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 2
+    # CI has no GPU: build the GPU configs on the CPU to check that every other key is a valid Trainer argument.
+    trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1 if option != "ddp" else 2, logger=False)
+    assert isinstance(trainer, L.Trainer) and trainer.max_epochs == 2
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_every_logger_option(option: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    loggers = instantiate_group(tiny_cfg(f"logger={option}").logger)
+    assert len(loggers) == 1 and Path(loggers[0].save_dir) == tmp_path / "run"
+
+
+@pytest.mark.parametrize("option", options("callbacks"))
+def test_every_callbacks_option(option: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    callbacks = instantiate_group(tiny_cfg(f"callbacks={option}").callbacks)
+    checkpoints = [c for c in callbacks if isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
+    assert {Path(c.dirpath) for c in checkpoints} == {tmp_path / "run" / "checkpoints"}
+    assert any(c.filename == "last" and c.every_n_epochs == 1 for c in checkpoints)
+    assert any(isinstance(c, SampleGrid) for c in callbacks)
+
+
+def test_experiment_celeba_is_the_tutorial() -> None:
+    cfg = compose_train(["experiment=celeba", "paths.output_dir=/tmp/x"])
+    assert cfg.data._target_.endswith("FolderDataModule") and cfg.data.root == "data/celeba"
+    assert (cfg.data.image_size, cfg.data.nc, cfg.data.batch_size) == (64, 3, 128)
+    assert (cfg.model.nz, cfg.model.generator.ngf, cfg.model.discriminator.ndf) == (100, 64, 64)
+    assert cfg.model.lr_g == cfg.model.lr_d == 2e-4
+    assert list(cfg.model.optimizer_g.betas) == list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
+    assert cfg.trainer.max_epochs == 5
+
+
+def test_experiment_space_is_the_200_image_report() -> None:
+    cfg = compose_train(["experiment=space", "data.root=/some/folder", "paths.output_dir=/tmp/x"])
+    assert (cfg.data.image_size, cfg.data.batch_size, cfg.model.nz) == (64, 10, 128)
+    assert cfg.model.lr_g == cfg.model.lr_d == 2e-4
+    assert list(cfg.model.optimizer_g.betas) == [0.5, 0.999] and cfg.trainer.max_epochs == 200
+    assert "2e-3" in (CONF_DIR / "experiment" / "space.yaml").read_text()  # the report's better lr is documented
+
+
+def test_experiment_fashion_mnist() -> None:
+    cfg = compose_train(["experiment=fashion_mnist", "paths.output_dir=/tmp/x"])
+    assert cfg.data.variant == "fashion_mnist" and (cfg.data.image_size, cfg.data.nc, cfg.data.batch_size) == (
+        64,
+        1,
+        128,
+    )
+    assert "/usr/share/datasets/fashion-mnist" in cfg.data.search_dirs
+
+
+def test_overrides_users_type() -> None:
+    cfg = compose_train(
+        [
+            "trainer.devices=4",
+            "trainer.max_epochs=10",
+            "model.lr_g=1e-4",
+            "model.lr_d=4e-4",
+            "seed=123",
+            "paths.output_dir=/tmp/x",
+        ]
+    )
+    assert (cfg.trainer.devices, cfg.trainer.max_epochs, cfg.model.lr_g, cfg.model.lr_d, cfg.seed) == (
+        4,
+        10,
+        1e-4,
+        4e-4,
+        123,
+    )
+    # model shapes follow the data by interpolation, so one override changes both nets
+    cfg = compose_train(["data.image_size=64", "data.nc=1", "paths.output_dir=/tmp/x"])
+    assert (cfg.model.generator.image_size, cfg.model.discriminator.nc) == (64, 1)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_trains_a_step(experiment: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    """A fast_dev_run of each experiment, shrunk, on data the test generates."""
+    from dcgan_lit.train import train
+    from tests.test_data_folder import make_celeba
+    from tests.test_data_mnist import digits, write_idx
+
+    extra: list[str] = []
+    if experiment in ("celeba", "space"):
+        make_celeba(tmp_path / "imgs", n=20)
+        extra = [f"data.root={tmp_path / 'imgs'}", "data.num_workers=0"]
+    elif experiment == "fashion_mnist":
+        write_idx(tmp_path / "fm", digits(40, 0), digits(10, 1), gz=True)
+        extra = [f"data.root={tmp_path / 'fm'}", "data.search_dirs=[]", "data.download=false"]
+    train(tiny_cfg(f"experiment={experiment}", "+trainer.fast_dev_run=2", "data.batch_size=4", *extra))

@@ -1,0 +1,92 @@
+"""The real train() on a tiny config: files on disk, TensorBoard content, resuming."""
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dcgan_lit.train import train
+
+SCALARS = {"train/d_loss", "train/g_loss", "train/D_x", "train/D_G_z1", "train/D_G_z2"}
+
+
+def events(run: Path) -> EventAccumulator:
+    files = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 1, files
+    acc = EventAccumulator(str(files[0]), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_tiny_run_writes_checkpoint_tensorboard_and_grids(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_cfg("trainer.max_epochs=2"))
+
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_000.png", "epoch_001.png", "real.png"]
+
+    acc = events(run)
+    assert SCALARS <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("train/d_loss")] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]  # one point per batch, not per optimizer step
+    assert {"samples/fixed_noise", "samples/real"} <= set(acc.Tags()["images"])
+    grids = acc.Images("samples/fixed_noise")
+    assert len(grids) == 2 and [g.step for g in grids] == [3, 6]
+    assert (grids[0].width, grids[0].height) == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 grid of 32 px images, 2 px padding
+
+    ckpt = load(run / "checkpoints" / "last.ckpt")  # plain tensors and numbers only: loads with weights_only
+    assert ckpt["global_step"] == 12  # 2 epochs x 3 batches x (D step + G step)
+    assert ckpt["hyper_parameters"]["lr_g"] == 2e-4 and ckpt["hyper_parameters"]["nz"] == 16
+
+
+def test_resume_continues_at_the_saved_step_with_the_same_fixed_noise(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(tiny_cfg("trainer.max_epochs=1", output_dir=first))
+    saved = load(first / "checkpoints" / "last.ckpt")
+    assert saved["global_step"] == 6
+
+    # Another seed: a fresh start would draw other weights and other fixed noise.
+    train(
+        tiny_cfg(
+            "trainer.max_epochs=2", "seed=1", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=second
+        )
+    )
+    resumed = load(second / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == 12 and resumed["epoch"] == 1
+    assert torch.equal(resumed["state_dict"]["fixed_noise"], saved["state_dict"]["fixed_noise"])
+    # Adam's own step counters carried over: 3 steps before the stop + 3 after.
+    assert all(s["step"].item() == 6 for opt in resumed["optimizer_states"] for s in opt["state"].values())
+    # The resumed run logs from batch 3 on, where the first run stopped.
+    assert [e.step for e in events(second).Scalars("train/g_loss")] == [3, 4, 5]
+    assert sorted(p.name for p in (second / "samples").iterdir()) == ["epoch_001.png", "real.png"]
+
+
+def test_csv_logger(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    train(tiny_cfg("logger=csv", "trainer.max_epochs=1"))
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    assert len(rows) == 3 and SCALARS <= set(rows[0])
+    assert all(float(r["train/d_loss"]) > 0 for r in rows)
+    assert (tmp_path / "run" / "samples" / "epoch_000.png").is_file()  # grids do not need TensorBoard
+
+
+def test_same_seed_same_run(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        train(tiny_cfg("trainer.max_epochs=1", "seed=7", "trainer.deterministic=true", output_dir=out))
+    sa, sb = (load(p / "checkpoints" / "last.ckpt")["state_dict"] for p in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
