@@ -1,5 +1,6 @@
 """Refuse config values that cannot work, before anything is built, with a message that names the key."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,6 @@ from dcgan_lit.nets.sizes import num_stride2_blocks
 
 _ABSENT = object()
 
-# Keys missing from a config (another model or data group) are skipped.
-_POSITIVE_INTS = ("data.batch_size", "data.num_images", "model.nz", "model.generator.ngf", "model.discriminator.ndf")
-_NON_NEGATIVE_INTS = ("data.num_workers",)
-_POSITIVE_FLOATS = ("model.lr_g", "model.lr_d")
-_FRACTIONS = ("data.val_fraction",)
-
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -23,6 +18,20 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# (keys, test, what the value must be). Keys missing from a config (another model or data group) are skipped.
+_RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
+    (
+        ("data.batch_size", "data.num_images", "model.nz", "model.generator.ngf", "model.discriminator.ndf"),
+        lambda v: _is_int(v) and v >= 1,
+        "a whole number >= 1",
+    ),
+    (("data.num_workers",), lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
+    (("model.lr_g", "model.lr_d"), lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 2e-4"),
+    (("data.val_fraction",), lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
+    (("data.nc",), lambda v: _is_int(v) and v in (1, 3), "1 (grayscale) or 3 (RGB)"),
+]
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -35,26 +44,11 @@ def check_config(cfg: DictConfig) -> None:
     if data is not None and "root" in data.keys() and OmegaConf.is_missing(data, "root"):
         raise ConfigError("data.root is not set: pass data.root=path/to/your/images.")
 
-    for key in _POSITIVE_INTS:
-        v = get(key)
-        if v is not _ABSENT and not (_is_int(v) and v >= 1):
-            raise ConfigError(f"{key}={v!r}: must be a whole number >= 1.")
-    for key in _NON_NEGATIVE_INTS:
-        v = get(key)
-        if v is not _ABSENT and not (_is_int(v) and v >= 0):
-            raise ConfigError(f"{key}={v!r}: must be a whole number >= 0.")
-    for key in _POSITIVE_FLOATS:
-        v = get(key)
-        if v is not _ABSENT and not (_is_number(v) and v > 0):
-            raise ConfigError(f"{key}={v!r}: must be a number > 0, e.g. 2e-4.")
-    for key in _FRACTIONS:
-        v = get(key)
-        if v is not _ABSENT and not (_is_number(v) and 0 <= v < 1):
-            raise ConfigError(f"{key}={v!r}: must be a fraction in [0, 1).")
-
-    nc = get("data.nc")
-    if nc is not _ABSENT and (not _is_int(nc) or nc not in (1, 3)):
-        raise ConfigError(f"data.nc={nc!r}: must be 1 (grayscale) or 3 (RGB).")
+    for keys, ok, must in _RULES:
+        for key in keys:
+            v = get(key)
+            if v is not _ABSENT and not ok(v):
+                raise ConfigError(f"{key}={v!r}: must be {must}.")
     size = get("data.image_size")
     if size is not _ABSENT:
         num_stride2_blocks(size, key="data.image_size")

@@ -1,11 +1,13 @@
-"""Any folder of images, searched recursively with no class subfolders (so CelebA's img_align_celeba/ works as unzipped)."""
+"""Any folder of images, searched recursively with no class subfolders.
+
+So CelebA's img_align_celeba/ works as unzipped.
+"""
 
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Subset

@@ -37,7 +37,9 @@ def read_idx_images(path: Path) -> Tensor:
         raise DataError(f"{path} is not an IDX image file (no 0x00000803 header); point data.root at the real files.")
     n, rows, cols = struct.unpack(">III", data[4:16])
     if len(data) - 16 != n * rows * cols:
-        raise DataError(f"{path} is truncated: the header promises {n}x{rows}x{cols} bytes; delete it and download again.")
+        raise DataError(
+            f"{path} is truncated: the header promises {n}x{rows}x{cols} bytes; delete it and download again."
+        )
     return torch.from_numpy(np.frombuffer(data, np.uint8, offset=16).copy()).view(n, rows, cols)
 
 
@@ -84,20 +86,26 @@ class MNISTDataModule(ImageDataModule):
         if self._find() is not None:
             return
         where = ", ".join(str(d) for d in self.dirs)
-        debian = " (Debian/Ubuntu: apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)"
+        debian = (
+            " (Debian/Ubuntu: apt-get install dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)"
+        )
         hint = (
             f"Put {IDX_IMAGES['train']}(.gz) and {IDX_IMAGES['val']}(.gz) in data.root"
             + (debian if self.variant == "fashion_mnist" else "")
             + ", then set data.root to that folder."
         )
         if not self.download:
-            raise DataError(f"data.root={str(self.root)!r}: no {self.variant} IDX files in {where}, and data.download=false. {hint}")
+            raise DataError(
+                f"data.root={str(self.root)!r}: no {self.variant} IDX files in {where}, and data.download=false. {hint}"
+            )
         log.info(f"no {self.variant} IDX files in {where}; downloading to {self.root}")
         try:
             for train in (True, False):
                 VARIANTS[self.variant](str(self.root), train=train, download=True)
         except Exception as e:  # torchvision raises RuntimeError/URLError/OSError depending on what failed
-            raise DataError(f"data.root={str(self.root)!r}: downloading {self.variant} failed ({e}). Offline? {hint}") from e
+            raise DataError(
+                f"data.root={str(self.root)!r}: downloading {self.variant} failed ({e}). Offline? {hint}"
+            ) from e
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         found = self._find()

@@ -36,7 +36,9 @@ class SyntheticDataModule(ImageDataModule):
         **kwargs: ImageDataModule's arguments (image_size, nc, batch_size, num_workers, pin_memory, hflip).
     """
 
-    def __init__(self, num_images: int = 10_000, seed: int = 0, val_fraction: float = 0.1, split_seed: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, num_images: int = 10_000, seed: int = 0, val_fraction: float = 0.1, split_seed: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.num_images, self.seed, self.val_fraction, self.split_seed = num_images, seed, val_fraction, split_seed
 
@@ -46,7 +48,8 @@ class SyntheticDataModule(ImageDataModule):
         if self.nc == 1:
             luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             images = (images.float() * luma).sum(1, keepdim=True).round().to(torch.uint8)
-        log.info(f"rendered {self.num_images} synthetic space images at {self.image_size}px in {time.perf_counter() - start:.1f}s")
+        seconds = time.perf_counter() - start
+        log.info(f"rendered {self.num_images} synthetic space images at {self.image_size}px in {seconds:.1f}s")
         train_idx, val_idx = holdout_split(self.num_images, self.val_fraction, self.split_seed)
         return InMemoryImages(images[train_idx]), InMemoryImages(images[val_idx])
 
@@ -83,7 +86,7 @@ def _render_chunk(kind: Tensor, size: int, gen: torch.Generator) -> Tensor:
         if m == 0 or name == "stars":
             continue
         # Per-image parameters as (m, 1, 1) so they broadcast against the (S, S) grid.
-        p = lambda lo, hi: rand(m, 1, 1, lo=lo, hi=hi)  # noqa: E731
+        p = lambda lo, hi, m=m: rand(m, 1, 1, lo=lo, hi=hi)  # noqa: E731
         cx, cy, theta = p(-0.25, 0.25), p(-0.25, 0.25), p(0, math.pi)
         u = (x - cx) * torch.cos(theta) + (y - cy) * torch.sin(theta)  # (m, S, S), rotated frame
         v = -(x - cx) * torch.sin(theta) + (y - cy) * torch.cos(theta)
