@@ -58,3 +58,22 @@ def test_multirun_sweep_gives_one_run_folder_each(tmp_path: Path) -> None:
         assert f"model.lr_g={lr}" in (job / ".hydra" / "overrides.yaml").read_text()
         assert list((job / "tensorboard").glob("events.out.tfevents.*"))
         assert (job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ddp_config_trains_with_two_cpu_processes(tmp_path: Path) -> None:
+    """trainer=ddp on two gloo processes: the manual GAN step must not trip DDP's unused-parameter check."""
+    tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs"))] + ["data.num_images=120"]
+    proc = run_cli(
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.benchmark=null",
+        "trainer.max_epochs=1",
+        *tiny,
+        f"hydra.run.dir={tmp_path}",
+        f"paths.data_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_000.png", "real.png"]

@@ -48,7 +48,7 @@ def test_every_trainer_option(option: str, tiny_cfg: Callable[..., DictConfig]) 
     cfg = tiny_cfg(f"trainer={option}")
     assert cfg.trainer.accelerator == {"default": "auto", "cpu": "cpu", "gpu": "gpu", "ddp": "gpu"}[option]
     if option == "ddp":
-        assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 2
+        assert cfg.trainer.strategy == "ddp_find_unused_parameters_true" and cfg.trainer.devices == 2
     # CI has no GPU: build the GPU configs on the CPU to check that every other key is a valid Trainer argument.
     trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1 if option != "ddp" else 2, logger=False)
     assert isinstance(trainer, L.Trainer) and trainer.max_epochs == 2
