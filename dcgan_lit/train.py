@@ -14,12 +14,14 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from dcgan_lit.config_check import check_config
 from dcgan_lit.errors import UserError
 
 log = logging.getLogger(__name__)
+info = rank_zero_only(log.info)  # under DDP every rank runs this file; say things once
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -39,7 +41,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    log.info(f"run folder: {cfg.paths.output_dir}")
+    info(f"run folder: {cfg.paths.output_dir}")
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
@@ -65,7 +67,7 @@ def main(cfg: DictConfig) -> float | None:
         where = "trainer: " if isinstance(cause, MisconfigurationException) else ""
         print(f"error: {where}{cause}", file=sys.stderr)
         sys.exit(2)
-    log.info(f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
+    info(f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
 
