@@ -72,9 +72,34 @@ def check_config(cfg: DictConfig) -> None:
     if epochs is not _ABSENT and epochs is not None and not (_is_int(epochs) and (epochs >= 1 or epochs == -1)):
         raise ConfigError(f"trainer.max_epochs={epochs!r}: must be a whole number >= 1 (or -1 for no limit).")
 
+    _check_multi_device(get("trainer.devices"), get("trainer.num_nodes"), get("trainer.strategy"))
+
     ckpt = get("ckpt_path")
     if ckpt not in (_ABSENT, None) and not Path(str(ckpt)).expanduser().is_file():
         raise ConfigError(
             f"ckpt_path={ckpt!r}: no such file. "
             "Point it at a checkpoint, e.g. outputs/<date>/<time>/checkpoints/last.ckpt."
+        )
+
+
+# DDP strategies that assume every parameter gets a gradient in every backward; a GAN step breaks that.
+_PLAIN_DDP = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _check_multi_device(devices: Any, num_nodes: Any, strategy: Any) -> None:
+    """Several devices with Lightning's plain DDP crash on the first GAN step; point to trainer=ddp instead."""
+    if strategy is _ABSENT or strategy not in _PLAIN_DDP:
+        return
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        several = len(devices) > 1
+    elif isinstance(devices, str):
+        several = devices.strip() in ("auto", "-1") or "," in devices.strip(",")
+    else:
+        several = devices is not _ABSENT and _is_int(devices) and (devices > 1 or devices == -1)
+    several = several or (_is_int(num_nodes) and num_nodes > 1)
+    if several:
+        raise ConfigError(
+            f"trainer.devices={devices!r} with trainer.strategy={strategy!r} would run plain DDP, which stops at "
+            "the first GAN step (each backward leaves one net without gradients). "
+            f"Use trainer=ddp, e.g. `python -m dcgan_lit.train trainer=ddp trainer.devices={devices}`."
         )

@@ -24,6 +24,9 @@ from tests.conftest import compose_train
         ("data.val_fraction=1.5", r"data.val_fraction=1.5: must be a fraction in \[0, 1\)"),
         ("model.image_size=64", r"model.image_size=64 differs from data.image_size=32: set data.image_size only"),
         ("ckpt_path=/no/such/last.ckpt", r"ckpt_path='/no/such/last.ckpt': no such file"),
+        ("trainer.devices=4", r"trainer.devices=4 with trainer.strategy='auto' would run plain DDP.*Use trainer=ddp"),
+        ("trainer.devices=[0,1]", r"trainer.devices=\[0, 1\] with trainer.strategy='auto'"),
+        ("trainer.devices=auto", r"trainer.devices='auto' with"),
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:
@@ -41,3 +44,5 @@ def test_folder_without_root_says_to_set_it() -> None:
 def test_good_configs_pass(experiment: str) -> None:
     check_config(compose_train([f"experiment={experiment}", "data.root=/x", "paths.output_dir=/tmp/x"]))
     check_config(compose_train(["paths.output_dir=/tmp/x", "trainer.max_epochs=-1", "data.image_size=128"]))
+    check_config(compose_train(["paths.output_dir=/tmp/x", "trainer=ddp", "trainer.devices=4"]))
+    check_config(compose_train(["paths.output_dir=/tmp/x", "trainer=gpu", "trainer.devices=[1]"]))
