@@ -77,6 +77,15 @@ def test_resize_and_center_crop_keep_the_middle(tmp_path: Path) -> None:
     assert (y[1] >= 250).all()
 
 
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    img.paste((0, 0, 255), (20, 0, 40, 20))  # stored: red left, blue right
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phones write it
+    x = FolderImages([write(tmp_path / "phone.jpg", img, exif=exif, quality=95)], image_size=16, nc=3)[0]
+    assert (x[0, :6] > 200).all() and (x[2, -6:] > 200).all()  # displayed: red on top, blue below
+
+
 def make_celeba(root: Path, n: int = 12) -> None:
     for i in range(1, n + 1):
         write(root / "img_align_celeba" / f"{i:06d}.jpg", noise(178, 218, seed=i), quality=90)

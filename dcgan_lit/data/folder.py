@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
@@ -60,6 +60,7 @@ class FolderImages(Dataset):
 
     def __getitem__(self, i: int) -> Tensor:
         with Image.open(self.files[i]) as img:
+            ImageOps.exif_transpose(img, in_place=True)  # phone photos: upright as displayed, not as stored
             return self.transform(to_mode(img, self.nc))
 
 
