@@ -27,9 +27,10 @@ def load(path: Path) -> dict:
 
 def test_tiny_run_writes_checkpoint_tensorboard_and_grids(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train(tiny_cfg("trainer.max_epochs=2"))
+    train(tiny_cfg("trainer.max_epochs=2", "callbacks.model_checkpoint.every_n_epochs=1"))
 
-    assert (run / "checkpoints" / "last.ckpt").is_file()
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["epoch_000.ckpt", "epoch_001.ckpt", "last.ckpt"]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_000.png", "epoch_001.png", "real.png"]
 
     acc = events(run)
