@@ -1,0 +1,21 @@
+"""checkpoints/last.ckpt after every epoch, beside a ModelCheckpoint that keeps periodic ones."""
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Overwrites `dirpath/last.ckpt` every `every_n_epochs` epochs.
+
+    ModelCheckpoint(save_last=True) only refreshes last.ckpt when it also saves a periodic checkpoint, so a
+    resumable file every epoch needs a second instance. Lightning tells instances apart by a state key built
+    from monitor and frequency only; this one adds the filename, so both can use every_n_epochs=1.
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 1) -> None:
+        super().__init__(
+            dirpath=dirpath, filename="last", every_n_epochs=every_n_epochs, save_top_k=1, enable_version_counter=False
+        )
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(filename=self.filename, every_n_epochs=self._every_n_epochs)
