@@ -102,12 +102,12 @@ def test_failed_download_is_one_clear_error(
     class Offline:
         def __init__(self, root: str, train: bool, download: bool) -> None:
             calls.append((root, train, download))
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror/, got:\nerror\n")
 
     monkeypatch.setitem(mnist.VARIANTS, "mnist", Offline)
     cfg = tiny_cfg("data=mnist", f"data.root={tmp_path / 'dl'}")
     with pytest.raises(
-        DataError, match=r"downloading mnist failed \(Error downloading .*\)\. Offline\? Put train-images"
+        DataError, match=r"failed \(Error downloading \S+: Tried https://mirror/, got: error\)\. Offline\? Put"
     ):
         instantiate(cfg.data).prepare_data()
     assert calls == [(str(tmp_path / "dl"), True, True)]  # torchvision's real download path was taken

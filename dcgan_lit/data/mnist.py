@@ -103,8 +103,9 @@ class MNISTDataModule(ImageDataModule):
             for train in (True, False):
                 VARIANTS[self.variant](str(self.root), train=train, download=True)
         except Exception as e:  # torchvision raises RuntimeError/URLError/OSError depending on what failed
+            reason = " ".join(str(e).split())  # torchvision lists every mirror on its own line
             raise DataError(
-                f"data.root={str(self.root)!r}: downloading {self.variant} failed ({e}). Offline? {hint}"
+                f"data.root={str(self.root)!r}: downloading {self.variant} failed ({reason}). Offline? {hint}"
             ) from e
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
