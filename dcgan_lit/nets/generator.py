@@ -1,6 +1,5 @@
 """DCGAN generator: z -> image, ConvTranspose2d + BatchNorm + ReLU, ending in Tanh."""
 
-import torch
 from torch import Tensor, nn
 
 from dcgan_lit.nets.init import init_dcgan_weights
@@ -39,8 +38,3 @@ class Generator(nn.Module):
                 f"Generator expects z of shape (B, {self.nz}) or (B, {self.nz}, 1, 1), got {tuple(z.shape)}"
             )
         return self.main(z)
-
-    @torch.no_grad()
-    def sample(self, n: int, device: torch.device | str | None = None) -> Tensor:
-        """n images from z ~ N(0, I), in the current train/eval mode."""
-        return self(torch.randn(n, self.nz, device=device))
