@@ -62,7 +62,6 @@ class DCGAN(LightningModule):
     def training_step(self, real: Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         b = real.size(0)
-        self._check_batch(real)
 
         # Sample z once and run G once: D sees fake.detach(), G's update reuses the same graph.
         z = torch.randn(b, self.hparams.nz, device=self.device)
@@ -106,12 +105,3 @@ class DCGAN(LightningModule):
         images = self.generator(self.fixed_noise)
         self.generator.train(was_training)
         return images
-
-    def _check_batch(self, real: Tensor) -> None:
-        expected = (self.hparams.nc, self.hparams.image_size, self.hparams.image_size)
-        if real.dim() != 4 or tuple(real.shape[1:]) != expected:
-            raise ConfigError(
-                f"the data gives batches of shape {tuple(real.shape)}, but the model is built for "
-                f"(B, {', '.join(map(str, expected))}); set data.image_size/data.nc to match "
-                "(model.image_size and model.nc follow them by default)."
-            )
