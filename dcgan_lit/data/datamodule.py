@@ -1,11 +1,18 @@
 """The shared LightningDataModule: loaders, the held-out split, and uint8 -> [-1, 1] plus random flips on the device."""
 
+import logging
+
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from dcgan_lit.data.device_cache import IndexDataset, gib, is_index_batch, keep_batch
+from dcgan_lit.data.in_memory import InMemoryImages
 from dcgan_lit.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class ImageDataModule(LightningDataModule):
@@ -17,6 +24,9 @@ class ImageDataModule(LightningDataModule):
         batch_size: images per training batch (per device under DDP).
         num_workers, pin_memory: passed to the DataLoaders.
         hflip: flip each training image left-right with probability 1/2.
+        gpu_cache: keep the whole uint8 training set on the device and gather each batch there. None (default):
+            on when training on a GPU and the set fits `gpu_cache_budget_gb`; true: also on the CPU; false: never.
+        gpu_cache_budget_gb: the most device memory the cached set may take; a larger set is streamed instead.
     """
 
     def __init__(
@@ -27,12 +37,18 @@ class ImageDataModule(LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         hflip: bool = False,
+        gpu_cache: bool | None = None,
+        gpu_cache_budget_gb: float = 16.0,
     ) -> None:
         super().__init__()
         self.image_size, self.nc = image_size, nc
         self.batch_size, self.num_workers, self.pin_memory, self.hflip = batch_size, num_workers, pin_memory, hflip
+        self.gpu_cache, self.gpu_cache_budget_gb = gpu_cache, gpu_cache_budget_gb
         self.data_train: Dataset | None = None
         self.data_val: Dataset | None = None
+        self.device_images: Tensor | None = None  # (N, nc, S, S) uint8 on the training device, when cached there
+        self.preprocess_seconds: float = 0.0  # one-time decoding time, reported by the throughput callback
+        self._device_cache_decision: bool | None = None
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         """Return (train, held-out) data sets of uint8 images (nc, image_size, image_size)."""
@@ -47,8 +63,51 @@ class ImageDataModule(LightningDataModule):
                     f"data.batch_size={self.batch_size} is larger than the {len(self.data_train)} training images; "
                     "lower data.batch_size or add images."
                 )
+        if self.device_images is None and self.use_device_cache(len(self.data_train)):
+            self.device_images = self.train_images().to(self.training_device)
+            rank_zero_info(
+                f"data.gpu_cache: {len(self.data_train)} training images ({gib(self.device_images.nbytes)}) "
+                f"held on {self.training_device}; batches are gathered there"
+            )
+
+    @property
+    def training_device(self) -> torch.device:
+        """The device training runs on (the CPU when no Trainer is attached)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def use_device_cache(self, num_images: int) -> bool:
+        """Whether `num_images` training images go on the device; says once why not when it was wanted."""
+        if self._device_cache_decision is not None:
+            return self._device_cache_decision
+        on_gpu = self.training_device.type == "cuda"
+        self._device_cache_decision = self.gpu_cache if self.gpu_cache is not None else on_gpu
+        need = num_images * self.nc * self.image_size**2
+        if self._device_cache_decision and need > self.gpu_cache_budget_gb * 2**30:
+            self._device_cache_decision = False
+            rank_zero_info(
+                f"data.gpu_cache: the {num_images} training images need {gib(need)}, over "
+                f"data.gpu_cache_budget_gb={self.gpu_cache_budget_gb}; streaming them with the DataLoader instead "
+                "(raise the budget to keep them on the device)"
+            )
+        return self._device_cache_decision
+
+    def train_images(self) -> Tensor:
+        """The training set as one uint8 (N, nc, S, S) tensor, in training-set order, for the device cache."""
+        if isinstance(self.data_train, InMemoryImages):
+            return self.data_train.images
+        raise NotImplementedError(f"{type(self).__name__} has no train_images(); set data.gpu_cache=false")
 
     def train_dataloader(self) -> DataLoader:
+        if self.device_images is not None:
+            # Only indices cross from the host; pinned, so the non-blocking copy never waits on the GPU.
+            return DataLoader(
+                IndexDataset(len(self.device_images)),
+                batch_size=self.batch_size,
+                shuffle=True,
+                drop_last=True,
+                collate_fn=keep_batch,
+                pin_memory=self.training_device.type == "cuda",
+            )
         return self._loader(self.data_train, shuffle=True)
 
     def heldout_dataloader(self) -> DataLoader:
@@ -67,6 +126,8 @@ class ImageDataModule(LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
+        if is_index_batch(batch):
+            batch = self.device_images.index_select(0, batch)
         # uint8 crosses to the device (4x less traffic than float), then scales to [-1, 1] there.
         images = batch.float().div_(127.5).sub_(1.0)
         if self.hflip and self.trainer is not None and self.trainer.training:

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
 from dcgan_lit.data.datamodule import ImageDataModule
+from dcgan_lit.data.preprocess import cache_key, materialize
 from dcgan_lit.data.split import holdout_split
 from dcgan_lit.errors import DataError
 
@@ -72,6 +74,8 @@ class FolderDataModule(ImageDataModule):
         center_crop: crop this square from the middle before resizing (178 for CelebA faces), or None.
         val_fraction, split_seed: size and seed of the held-out split.
         missing_hint: appended to the error when no images are found; `{root}` is replaced by the root.
+        cache_dir: where the decoded uint8 array for `gpu_cache` is kept between runs.
+        preprocess_workers: processes that decode the images for that cache; None uses every core.
         **kwargs: ImageDataModule's arguments (image_size, nc, batch_size, num_workers, pin_memory, hflip).
     """
 
@@ -82,12 +86,23 @@ class FolderDataModule(ImageDataModule):
         val_fraction: float = 0.05,
         split_seed: int = 0,
         missing_hint: str = "",
+        cache_dir: str = "data/cache",
+        preprocess_workers: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
         self.center_crop, self.val_fraction, self.split_seed = center_crop, val_fraction, split_seed
         self.missing_hint = missing_hint
+        self.cache_dir, self.preprocess_workers = Path(cache_dir).expanduser(), preprocess_workers
+        self._cache_file: Path | None = None
+
+    def prepare_data(self) -> None:
+        # Runs once per machine before setup(), so under DDP one process decodes and the others read its file.
+        files = self._find_files()
+        num_train = len(holdout_split(len(files), self.val_fraction, self.split_seed)[0])
+        if self.use_device_cache(num_train):
+            self.decoded_images(files)
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         files = self._find_files()
@@ -95,6 +110,24 @@ class FolderDataModule(ImageDataModule):
         log.info(f"{len(files)} images under {self.root}: {len(train_idx)} for training, {len(val_idx)} held out")
         dataset = FolderImages(files, self.image_size, self.nc, self.center_crop)
         return Subset(dataset, train_idx.tolist()), Subset(dataset, val_idx.tolist())
+
+    def train_images(self) -> Tensor:
+        decoded = self.decoded_images(self.data_train.dataset.files)
+        return torch.from_numpy(np.ascontiguousarray(decoded[self.data_train.indices]))
+
+    def decoded_images(self, files: list[Path]) -> np.ndarray:
+        """All of `files` decoded as FolderImages serves them, (N, nc, S, S) uint8, from the disk cache or built now."""
+        if self._cache_file is None:
+            transform = {"image_size": self.image_size, "nc": self.nc, "center_crop": self.center_crop}
+            key = cache_key(files, self.root.resolve(), transform)
+            name = f"{self.root.resolve().name or 'root'}-{self.image_size}px-{self.nc}ch-{key}.npy"
+            self._cache_file = self.cache_dir / name
+        if not self._cache_file.is_file():
+            dataset = FolderImages(files, self.image_size, self.nc, self.center_crop)
+            self.preprocess_seconds = materialize(dataset, self._cache_file, self.preprocess_workers)
+        else:
+            log.info(f"using the decoded images in {self._cache_file}")
+        return np.load(self._cache_file, mmap_mode="r")
 
     def _find_files(self) -> list[Path]:
         where = self.root.resolve()
