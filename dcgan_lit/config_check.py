@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dcgan_lit.errors import ConfigError
@@ -71,6 +72,9 @@ def check_config(cfg: DictConfig) -> None:
     epochs = get("trainer.max_epochs")
     if epochs is not _ABSENT and epochs is not None and not (_is_int(epochs) and (epochs >= 1 or epochs == -1)):
         raise ConfigError(f"trainer.max_epochs={epochs!r}: must be a whole number >= 1 (or -1 for no limit).")
+
+    if get("model.cuda_graph") is True and not torch.cuda.is_available():
+        raise ConfigError("model.cuda_graph=true needs a CUDA GPU and none is available; set model.cuda_graph=false.")
 
     _check_multi_device(get("trainer.devices"), get("trainer.num_nodes"), get("trainer.strategy"))
 

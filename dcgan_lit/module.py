@@ -7,10 +7,14 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.losses import bce_fake, bce_real
 
 OptimizerFactory = Callable[..., Optimizer]  # a `_partial_: true` optimizer from YAML, completed with params and lr
+
+# The scalars logged every step, in the order `step_stats` packs them.
+STAT_NAMES: tuple[str, ...] = ("train/d_loss", "train/g_loss", "train/D_x", "train/D_G_z1", "train/D_G_z2")
 
 
 class DCGAN(LightningModule):
@@ -24,6 +28,9 @@ class DCGAN(LightningModule):
         lr_g, lr_d: learning rates of G and D, kept apart so TTUR-style sweeps need one override each.
         image_size, nc: the image shape the nets are built for, kept in the checkpoint's hparams.
         num_fixed_noise: size of the fixed latent batch whose samples are logged every epoch.
+        channels_last: NHWC weights and inputs, which tensor-core convolutions prefer. None: on for GPUs only.
+        cuda_graph: replay the step's forward/backward passes as CUDA graphs (see cuda_graph_step.py).
+            None: on where it can work (one CUDA GPU, fp32 or bf16); true: refuse to run where it cannot.
     """
 
     def __init__(
@@ -38,6 +45,8 @@ class DCGAN(LightningModule):
         image_size: int = 64,
         nc: int = 3,
         num_fixed_noise: int = 64,
+        channels_last: bool | None = None,
+        cuda_graph: bool | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d"])
@@ -50,6 +59,30 @@ class DCGAN(LightningModule):
         self.optimizer_d = optimizer_d
         # A buffer, so it is saved in checkpoints and a resumed run keeps drawing the same grid.
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, nz))
+        self.memory_format = torch.contiguous_format
+        self.use_cuda_graph = False  # resolved from `cuda_graph` in setup(), once the device is known
+        self.cuda_graph_step: CudaGraphStep | None = None
+
+    def setup(self, stage: str) -> None:
+        # Before configure_optimizers, so the optimizer states are created in the same layout as the weights.
+        trainer = self.trainer
+        device = trainer.strategy.root_device
+        if self.hparams.channels_last if self.hparams.channels_last is not None else device.type == "cuda":
+            self.memory_format = torch.channels_last
+            self.to(memory_format=self.memory_format)
+        self.use_cuda_graph = use_cuda_graph(
+            self.hparams.cuda_graph, device, trainer.world_size, str(trainer.precision)
+        )
+
+    def on_train_start(self) -> None:
+        # After any checkpoint restore: optimizer states saved by a run with the other layout are re-laid out.
+        for opt in self.trainer.optimizers:
+            for param, state in opt.state.items():
+                for key, value in state.items():
+                    if isinstance(value, Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                        state[key] = torch.empty_like(param).copy_(value)
+        if self.use_cuda_graph:
+            self.cuda_graph_step = CudaGraphStep(self, self.gan_step)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.generator(z)
@@ -61,41 +94,59 @@ class DCGAN(LightningModule):
 
     def training_step(self, real: Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        b = real.size(0)
+        real = real.contiguous(memory_format=self.memory_format)
+        step = self.cuda_graph_step or self.gan_step
+        stats = step(real, opt_d, opt_g)
+        # Lightning writes step metrics every log_every_n_steps batches and drops the rest, and each self.log call
+        # costs more host time than a whole captured GPU step, so log only the batches that will be written.
+        # Tensors, not floats: Lightning converts them only when it writes to the logger, so no per-step host sync.
+        if self.trainer._logger_connector.should_update_logs:
+            values = dict(zip(STAT_NAMES, stats.unbind(), strict=True))
+            self.log_dict(values, on_step=True, on_epoch=False, batch_size=len(real))
+
+    def gan_step(self, real: Tensor, opt_d: Optimizer, opt_g: Optimizer) -> Tensor:
+        """One batch of Algorithm 1: a D update on real and fake, then a G update; returns the `STAT_NAMES` values."""
+        # Once graphs have been captured they write into the existing .grad tensors, so those must never be freed.
+        set_to_none = self.cuda_graph_step is None
 
         # Sample z once and run G once: D sees fake.detach(), G's update reuses the same graph.
-        z = torch.randn(b, self.hparams.nz, device=self.device)
+        z = torch.randn(real.size(0), self.hparams.nz, device=self.device)
         fake = self.generator(z)
 
         # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
         self.toggle_optimizer(opt_d)
-        d_real = self.discriminator(real)
-        d_fake = self.discriminator(fake.detach())
-        d_loss = bce_real(d_real) + bce_fake(d_fake)
-        opt_d.zero_grad(set_to_none=True)
+        d_loss, d_real, d_fake = self.discriminator_loss(real, fake.detach())
+        opt_d.zero_grad(set_to_none=set_to_none)
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
         # (2) Update G: maximize log D(G(z)), i.e. the fakes are scored against the flipped label 1
         self.toggle_optimizer(opt_g)
-        d_fake_for_g = self.discriminator(fake)
-        g_loss = bce_real(d_fake_for_g)
-        opt_g.zero_grad(set_to_none=True)
+        g_loss, d_fake_for_g = self.generator_loss(fake)
+        opt_g.zero_grad(set_to_none=set_to_none)
         self.manual_backward(g_loss)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
 
-        # Tensors, not floats: Lightning converts them only when it writes to the logger, so no per-step host sync.
-        with torch.no_grad():
-            stats = {
-                "train/d_loss": d_loss,
-                "train/g_loss": g_loss,
-                "train/D_x": torch.sigmoid(d_real).mean(),
-                "train/D_G_z1": torch.sigmoid(d_fake).mean(),
-                "train/D_G_z2": torch.sigmoid(d_fake_for_g).mean(),
-            }
-        self.log_dict(stats, on_step=True, on_epoch=False, batch_size=b)
+        return self.step_stats(d_loss, g_loss, d_real, d_fake, d_fake_for_g)
+
+    def discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """D's loss on a real and a fake batch, and its logits on each."""
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        return bce_real(d_real) + bce_fake(d_fake), d_real, d_fake
+
+    def generator_loss(self, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """G's loss: its fakes scored against the real label (the non-saturating loss), and D's logits on them."""
+        d_fake = self.discriminator(fake)
+        return bce_real(d_fake), d_fake
+
+    @staticmethod
+    @torch.no_grad()
+    def step_stats(d_loss: Tensor, g_loss: Tensor, d_real: Tensor, d_fake: Tensor, d_fake_for_g: Tensor) -> Tensor:
+        """The `STAT_NAMES` scalars in one float32 tensor: both losses, then the mean D(x), D(G(z)1), D(G(z)2)."""
+        scores = [torch.sigmoid(d.float()).mean() for d in (d_real, d_fake, d_fake_for_g)]
+        return torch.stack([d_loss.float(), g_loss.float(), *scores])
 
     @torch.no_grad()
     def sample_fixed(self) -> Tensor:

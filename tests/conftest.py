@@ -21,6 +21,7 @@ TINY: list[str] = [
     "trainer.log_every_n_steps=1",
     "+trainer.limit_train_batches=3",
     "+trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
     "+trainer.enable_model_summary=false",
 ]
 
@@ -37,11 +38,12 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
         out = output_dir or tmp_path / "run"
-        groups = [o for o in overrides if o.startswith(("data=", "experiment="))]
+        groups = [o for o in overrides if o.startswith(("data=", "experiment=", "trainer="))]
         # Group choices go first so that the shrinking overrides apply to the chosen data set.
-        data = [] if groups else ["data.num_images=120"]
+        data = [] if any(g.startswith(("data=", "experiment=")) for g in groups) else ["data.num_images=120"]
+        tiny = [o for o in TINY if not (o.startswith("trainer=") and any(g.startswith("trainer=") for g in groups))]
         rest = [o for o in overrides if o not in groups]
         paths = [f"paths.output_dir={out}", f"paths.data_dir={tmp_path / 'data'}"]
-        return compose_train([*groups, *TINY, *data, *paths, *rest])
+        return compose_train([*groups, *tiny, *data, *paths, *rest])
 
     return make
