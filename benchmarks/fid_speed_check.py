@@ -84,7 +84,8 @@ def samples(ckpt: Path, n: int, device: torch.device, seed: int = 0) -> Tensor:
 
 
 def fid(extractor: TFInception, real: Tensor, fake: Tensor, device: torch.device) -> float:
-    metric = FrechetInceptionDistance(feature=extractor, normalize=False).to(device)
+    # torchmetrics probes the extractor with a CPU image when it is built, so it must be on the CPU then.
+    metric = FrechetInceptionDistance(feature=extractor.cpu(), normalize=False).to(device)
     for images, is_real in ((real, True), (fake, False)):
         for chunk in images.split(500):
             metric.update(chunk.to(device), real=is_real)
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "fid_speed_check")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    extractor = TFInception(args.weights).to(device)
+    extractor = TFInception(args.weights)
     real = real_test_images()
 
     rows = []

@@ -98,9 +98,10 @@ class DCGAN(LightningModule):
         step = self.cuda_graph_step or self.gan_step
         stats = step(real, opt_d, opt_g)
         # Lightning writes step metrics every log_every_n_steps batches and drops the rest, and each self.log call
-        # costs more host time than a whole captured GPU step, so log only the batches that will be written.
+        # costs more host time than a whole captured GPU step, so log only the batches that will be written (and
+        # each epoch's last, so callback_metrics end the epoch current).
         # Tensors, not floats: Lightning converts them only when it writes to the logger, so no per-step host sync.
-        if self.trainer._logger_connector.should_update_logs:
+        if self.trainer._logger_connector.should_update_logs or self.trainer.is_last_batch:
             values = dict(zip(STAT_NAMES, stats.unbind(), strict=True))
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=len(real))
 

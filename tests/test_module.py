@@ -47,6 +47,7 @@ def fit_one_step(cfg: DictConfig, probe: L.Callback) -> tuple[DCGAN, L.Trainer]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        log_every_n_steps=1,
     )
     trainer.fit(model, datamodule=dm)
     return model, trainer

@@ -91,3 +91,19 @@ def test_same_seed_same_run(tiny_cfg: Callable[..., DictConfig], tmp_path: Path)
         train(tiny_cfg("trainer.max_epochs=1", "seed=7", "trainer.deterministic=true", output_dir=out))
     sa, sb = (load(p / "checkpoints" / "last.ckpt")["state_dict"] for p in (a, b))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_step_metrics_are_written_every_log_every_n_steps_batches(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """The module only calls self.log on batches Lightning writes; TensorBoard must get exactly those."""
+    run = tmp_path / "run"
+    train(tiny_cfg("trainer.log_every_n_steps=2", "trainer.max_epochs=2"))
+    acc = events(run)
+    for tag in SCALARS:
+        assert [e.step for e in acc.Scalars(tag)] == [1, 3, 5], tag
+
+
+def test_callback_metrics_hold_the_last_batch_even_between_log_steps(tiny_cfg: Callable[..., DictConfig]) -> None:
+    metrics = train(tiny_cfg("trainer.log_every_n_steps=50"))
+    assert SCALARS <= set(metrics)  # what a sweep's optimized_metric or a monitor would read
