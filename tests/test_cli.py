@@ -1,10 +1,12 @@
 """`python -m dcgan_lit.train` as a user runs it: one-line errors, and multirun sweeps."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import TINY
 
@@ -24,6 +26,11 @@ def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
             ["data.image_size=48"],
             "error: data.image_size=48 is not supported: the DCGAN doubles the resolution from 4x4, "
             "so it must be one of 16, 32, 64, 128, 256.",
+        ),
+        pytest.param(
+            ["model.cuda_graph=true"],
+            "error: model.cuda_graph=true needs a CUDA GPU and none is available; set model.cuda_graph=false.",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without a GPU"),
         ),
         (
             ["experiment=celeba", "data.root=/no/such/celeba"],
@@ -77,3 +84,24 @@ def test_ddp_config_trains_with_two_cpu_processes(tmp_path: Path) -> None:
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_000.png", "real.png"]
+
+
+def test_ddp_with_the_device_cache_gives_each_rank_its_own_shard(tmp_path: Path) -> None:
+    """2 gloo ranks, 108 training images, batch 16: a shard of 54 each is 3 full batches per epoch, not 6."""
+    tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs", "+trainer.limit_train_batches"))]
+    proc = run_cli(
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.benchmark=null",
+        "trainer.max_epochs=1",
+        "data.gpu_cache=true",
+        "data.num_images=120",
+        *tiny,
+        f"hydra.run.dir={tmp_path}",
+        f"paths.data_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "throughput.json").read_text())
+    assert summary["device_cache"] is True and summary["world_size"] == 2
+    assert summary["batches"] == 3 and summary["images"] == 3 * 16 * 2
