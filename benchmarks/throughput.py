@@ -44,9 +44,14 @@ def _write_jpeg(args: tuple[Path, int]) -> None:
     img.save(path, quality=90)
 
 
-def celeba_like(root: Path, n: int) -> Path:
-    """root/img_align_celeba with at least n JPEGs: real CelebA if present, else generated 178x218 files."""
-    folder = root / "img_align_celeba"
+def celeba_folder(real_root: Path, generated_root: Path, n: int) -> Path:
+    """A folder holding img_align_celeba/: real CelebA when real_root has it, else n generated 178x218 JPEGs.
+
+    Generated files go to their own folder, never into the real data folder.
+    """
+    if any((real_root / "img_align_celeba").glob("*.jpg")):
+        return real_root
+    folder = generated_root / "img_align_celeba"
     folder.mkdir(parents=True, exist_ok=True)
     have = sum(1 for _ in folder.glob("*.jpg"))
     if have < n:
@@ -55,7 +60,7 @@ def celeba_like(root: Path, n: int) -> Path:
         with Pool(os.cpu_count()) as pool:
             pool.map(_write_jpeg, todo, chunksize=256)
         print(f"generated {len(todo)} CelebA-shaped JPEGs in {time.perf_counter() - start:.0f}s", flush=True)
-    return root
+    return generated_root
 
 
 # ---------------------------------------------------------------- 1. the tutorial, as written
@@ -222,8 +227,8 @@ def dcgan_lit(name: str, out: Path, overrides: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=REPO / "data" / "celeba", help="holds img_align_celeba/")
-    parser.add_argument("--num-images", type=int, default=202_599)
+    parser.add_argument("--root", type=Path, default=REPO / "data" / "celeba", help="real CelebA, if there")
+    parser.add_argument("--num-images", type=int, default=202_599, help="generated JPEGs when there is no CelebA")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--tutorial-batches", type=int, default=200)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
@@ -232,9 +237,15 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/throughput.py measures GPU training; no CUDA GPU is visible.")
 
-    root = celeba_like(args.root, args.num_images)
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "images": args.num_images}
+    root = celeba_folder(args.root, args.out / "celeba_like", args.num_images)
+    num_images = sum(1 for _ in (root / "img_align_celeba").glob("*.jpg"))
+    results: dict = {
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "images": num_images,
+        "root": str(root),
+    }
     results["tutorial"] = tutorial(root, args.tutorial_batches)
     print(f"tutorial as written: {results['tutorial']['images_per_sec']:.0f} img/s", flush=True)
     results["ceiling"] = ceiling()

@@ -4,11 +4,14 @@ The GPU tests are skipped in CI (no GPU there); their results on an H100 are rec
 """
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dcgan_lit.cuda_graph_step import cuda_graph_blocker, use_cuda_graph
@@ -99,3 +102,49 @@ def test_captured_step_resumes_like_an_uninterrupted_run(tiny_cfg: Callable[...,
     assert set(resumed["state_dict"]) == set(whole["state_dict"])
     # Not bitwise: the resumed run re-seeds its RNG at start, so its second epoch draws other z and flips.
     assert torch.equal(resumed["state_dict"]["fixed_noise"], whole["state_dict"]["fixed_noise"])
+
+
+class SyncProbe(L.Callback):
+    """Records every host-device sync PyTorch reports between the end of batch `first` and the end of `last`.
+
+    The window covers the whole hot path of the batches in it: fetching and moving the index batch, the gather,
+    the captured step, both optimizer steps, and Lightning's hooks and logging calls.
+    """
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
+        self.syncs: list[str] = []
+        self._catcher: warnings.catch_warnings | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        batch_idx = args[-1]
+        if self._catcher is not None:
+            torch.cuda.set_sync_debug_mode("default")
+            self.syncs += [str(w.message) for w in self._records if "synchroniz" in str(w.message)]
+            self._catcher.__exit__(None, None, None)
+            self._catcher = None
+        if self.first <= batch_idx < self.last:
+            self._catcher = warnings.catch_warnings(record=True)
+            self._records = self._catcher.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+
+
+@gpu
+def test_no_host_sync_between_log_steps(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    cfg = tiny_cfg(
+        "trainer=gpu",
+        "trainer.log_every_n_steps=1000",
+        "trainer.limit_train_batches=14",
+        "trainer.max_epochs=1",
+        "data.num_images=400",
+        "data.gpu_cache=true",
+        "data.hflip=true",
+        output_dir=tmp_path / "run",
+    )
+    probe = SyncProbe(first=5, last=12)  # after the capture (batch 3), before the epoch's last batch
+    model, dm = instantiate(cfg.model), instantiate(cfg.data)
+    trainer = instantiate(cfg.trainer, callbacks=[probe], logger=False, enable_checkpointing=False)
+    trainer.fit(model, datamodule=dm)
+    assert model.cuda_graph_step is not None and model.cuda_graph_step.graph_d is not None
+    assert probe.syncs == [], probe.syncs

@@ -145,3 +145,13 @@ def test_batch_larger_than_the_data_is_refused(mixed_folder: Path) -> None:
     dm = FolderDataModule(str(mixed_folder), image_size=16, batch_size=64)
     with pytest.raises(Exception, match=r"data.batch_size=64 is larger than the 9 training images"):
         dm.setup("fit")
+
+
+def test_find_images_orders_like_pathlib(tmp_path: Path) -> None:
+    """The split depends on the order, so the fast listing must keep pathlib's component-wise order."""
+    names = ["a b/x.png", "a/x.png", "a/b/c.jpg", "a-b.jpg", "Z.PNG", "a/b.jpeg", "notes.txt"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    expected = sorted(tmp_path / n for n in names if not n.endswith(".txt"))
+    assert find_images(tmp_path) == expected

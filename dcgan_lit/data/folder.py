@@ -4,6 +4,7 @@ So CelebA's img_align_celeba/ works as unzipped.
 """
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,15 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", "
 
 def find_images(root: Path) -> list[Path]:
     """All image files under root, at any depth, sorted so that the order (and so the split) is reproducible."""
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    # os.walk and string sorting: CelebA's 202,599 files list in well under a second, pathlib takes several.
+    found = [
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+        if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(folder, name))
+    ]
+    # With the separator as the lowest character, string order is pathlib's component-wise order.
+    return [Path(f) for f in sorted(found, key=lambda f: f.replace(os.sep, "\0"))]
 
 
 def to_mode(img: Image.Image, nc: int) -> Image.Image:
@@ -96,6 +105,7 @@ class FolderDataModule(ImageDataModule):
         self.missing_hint = missing_hint
         self.cache_dir, self.preprocess_workers = Path(cache_dir).expanduser(), preprocess_workers
         self._cache_file: Path | None = None
+        self._files: list[Path] | None = None  # listed once, for prepare_data and setup
 
     def prepare_data(self) -> None:
         # Runs once per machine before setup(), so under DDP one process decodes and the others read its file.
@@ -130,6 +140,11 @@ class FolderDataModule(ImageDataModule):
         return np.load(self._cache_file, mmap_mode="r")
 
     def _find_files(self) -> list[Path]:
+        if self._files is None:
+            self._files = self._search()
+        return self._files
+
+    def _search(self) -> list[Path]:
         where = self.root.resolve()
         hint = " " + self.missing_hint.format(root=self.root) if self.missing_hint else ""
         if not where.is_dir():

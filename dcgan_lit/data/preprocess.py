@@ -24,9 +24,11 @@ CACHE_FORMAT = 1
 def cache_key(files: list[Path], root: Path, transform: dict) -> str:
     """A short hash of the file list (relative path, size, mtime) and the transform's settings."""
     h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **transform}, sort_keys=True).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    prefix = os.path.join(str(root), "")
+    for f in map(str, files):
+        st = os.stat(f)
+        rel = f[len(prefix) :] if f.startswith(prefix) else os.path.relpath(f, root)
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
