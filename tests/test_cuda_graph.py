@@ -120,7 +120,7 @@ class SyncProbe(L.Callback):
         batch_idx = args[-1]
         if self._catcher is not None:
             torch.cuda.set_sync_debug_mode("default")
-            self.syncs += [str(w.message) for w in self._records if "synchroniz" in str(w.message)]
+            self.syncs += [str(w.message) for w in self._records if "called a synchronizing" in str(w.message)]
             self._catcher.__exit__(None, None, None)
             self._catcher = None
         if self.first <= batch_idx < self.last:
