@@ -11,6 +11,14 @@ import torch
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
+# trainer=ddp as two gloo processes on the CPU, one epoch.
+DDP_ON_TWO_CPUS = (
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+    "trainer.devices=2",
+    "trainer.benchmark=null",
+    "trainer.max_epochs=1",
+)
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -71,11 +79,7 @@ def test_ddp_config_trains_with_two_cpu_processes(tmp_path: Path) -> None:
     """trainer=ddp on two gloo processes: the manual GAN step must not trip DDP's unused-parameter check."""
     tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs"))] + ["data.num_images=120"]
     proc = run_cli(
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.benchmark=null",
-        "trainer.max_epochs=1",
+        *DDP_ON_TWO_CPUS,
         *tiny,
         f"hydra.run.dir={tmp_path}",
         f"paths.data_dir={tmp_path}",
@@ -90,11 +94,7 @@ def test_ddp_with_the_device_cache_gives_each_rank_its_own_shard(tmp_path: Path)
     """2 gloo ranks, 108 training images, batch 16: a shard of 54 each is 3 full batches per epoch, not 6."""
     tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs", "+trainer.limit_train_batches"))]
     proc = run_cli(
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.benchmark=null",
-        "trainer.max_epochs=1",
+        *DDP_ON_TWO_CPUS,
         "data.gpu_cache=true",
         "data.num_images=120",
         *tiny,
