@@ -11,3 +11,11 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data set that cannot be found or read; the message names the path."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be written, read, or used with this config; the message says what to do."""
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the message names the batch and the loss."""
