@@ -7,6 +7,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from dcgan_lit import rng_state
 from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.losses import bce_fake, bce_real
@@ -62,6 +63,7 @@ class DCGAN(LightningModule):
         self.memory_format = torch.contiguous_format
         self.use_cuda_graph = False  # resolved from `cuda_graph` in setup(), once the device is known
         self.cuda_graph_step: CudaGraphStep | None = None
+        self._rng_to_restore: dict | None = None
 
     def setup(self, stage: str) -> None:
         # Before configure_optimizers, so the optimizer states are created in the same layout as the weights.
@@ -74,7 +76,17 @@ class DCGAN(LightningModule):
             self.hparams.cuda_graph, device, trainer.world_size, str(trainer.precision)
         )
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = rng_state.capture()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_to_restore = checkpoint.get("rng_states")
+
     def on_train_start(self) -> None:
+        # Restored as late as possible: nothing between here and the first batch draws random numbers.
+        if self._rng_to_restore is not None:
+            rng_state.restore(self._rng_to_restore)
+            self._rng_to_restore = None
         # After any checkpoint restore: optimizer states saved by a run with the other layout are re-laid out.
         for opt in self.trainer.optimizers:
             for param, state in opt.state.items():

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dcgan_lit.data.device_cache import IndexDataset, gib, is_index_batch, keep_batch
 from dcgan_lit.data.in_memory import InMemoryImages
+from dcgan_lit.data.resumable_shuffle import EpochShuffle, ResumableDataLoader
 from dcgan_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class ImageDataModule(LightningDataModule):
         self.device_images: Tensor | None = None  # (N, nc, S, S) uint8 on the training device, when cached there
         self.preprocess_seconds: float = 0.0  # one-time decoding time, reported by the throughput callback
         self._device_cache_decision: bool | None = None
+        self.shuffle_seed = 0
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         """Return (train, held-out) data sets of uint8 images (nc, image_size, image_size)."""
@@ -57,6 +59,8 @@ class ImageDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         # Every process builds its own copy; nothing here is shared state, so this is DDP-safe.
         if self.data_train is None:
+            # The run's seed (seed_everything has run): a resumed run shuffles every epoch as the original did.
+            self.shuffle_seed = torch.initial_seed() % 2**62
             self.data_train, self.data_val = self.build_datasets()
             if len(self.data_train) < self.batch_size:
                 raise ConfigError(
@@ -100,29 +104,46 @@ class ImageDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.device_images is not None:
             # Only indices cross from the host; pinned, so the non-blocking copy never waits on the GPU.
-            return DataLoader(
-                IndexDataset(len(self.device_images)),
+            dataset = IndexDataset(len(self.device_images))
+            return ResumableDataLoader(
+                dataset,
                 batch_size=self.batch_size,
-                shuffle=True,
+                sampler=self._shuffle(len(dataset)),
                 drop_last=True,
                 collate_fn=keep_batch,
                 pin_memory=self.training_device.type == "cuda",
+                generator=torch.Generator().manual_seed(self.shuffle_seed),
             )
         return self._loader(self.data_train, shuffle=True)
+
+    def _shuffle(self, n: int) -> EpochShuffle:
+        return EpochShuffle(n, self.shuffle_seed, already_done=self._samples_done_this_epoch)
+
+    def _samples_done_this_epoch(self) -> int:
+        """Training samples of the current epoch used before a mid-epoch checkpoint (0 unless resuming from one).
+
+        Read from Lightning's restored batch count rather than from the loader, which runs a batch ahead.
+        Under DDP, Lightning shards this sampler's output, so a resumed epoch there starts its shard afresh.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size > 1:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.completed * self.batch_size
 
     def heldout_dataloader(self) -> DataLoader:
         """The held-out real images, in a fixed order, for metrics such as FID (not a Lightning val loop)."""
         return self._loader(self.data_val, shuffle=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        return (ResumableDataLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=self._shuffle(len(dataset)) if shuffle else None,
             drop_last=shuffle,  # BatchNorm needs full training batches; keep every held-out image
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),  # pinning only helps host-to-GPU copies
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.shuffle_seed),  # worker seeds; keeps the global RNG untouched
         )
 
     def on_after_batch_transfer(self, batch: Tensor, dataloader_idx: int) -> Tensor:
