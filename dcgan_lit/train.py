@@ -6,7 +6,9 @@ python -m dcgan_lit.train -m model.lr_g=1e-4,2e-4
 """
 
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -15,13 +17,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.config_check import check_config
-from dcgan_lit.errors import UserError
+from dcgan_lit.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 info = rank_zero_only(log.info)  # under DDP every rank runs this file; say things once
+EXIT_USER_ERROR = 2  # a config, data or checkpoint problem the message explains
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what schedulers expect of a job that was told to stop
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -29,9 +35,24 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values() if node is not None and "_target_" in node]
 
 
+def ensure_writable(folder: str) -> None:
+    """Fail at start-up, not at the first checkpoint an epoch later, when the run folder cannot be written."""
+    probe = Path(folder) / f".write_test.{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"paths.output_dir={folder!r}: cannot write there ({e.strerror or e}); "
+            "point paths.output_dir (or hydra.run.dir) at a writable folder."
+        ) from e
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train a GAN as `cfg` describes; returns the final callback metrics as floats."""
     check_config(cfg)
+    ensure_writable(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -42,7 +63,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     info(f"run folder: {cfg.paths.output_dir}")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SIGTERMException:
+        saved = [c.ckpt_path for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
+        where = f"saved {saved[0]}; continue with ckpt_path={saved[0]}" if saved else "no checkpoint callback"
+        print(
+            f"interrupted by SIGTERM at epoch {trainer.current_epoch}, "
+            f"batch {trainer.fit_loop.epoch_loop.batch_progress.current.completed}: {where}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
@@ -66,7 +97,7 @@ def main(cfg: DictConfig) -> float | None:
         # One line the user can act on, not a traceback; nothing has been written that could be lost.
         where = "trainer: " if isinstance(cause, MisconfigurationException) else ""
         print(f"error: {where}{cause}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_USER_ERROR)
     info(f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None

@@ -11,11 +11,19 @@ class LastCheckpoint(ModelCheckpoint):
     from monitor and frequency only; this one adds the filename, so both can use every_n_epochs=1.
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 1) -> None:
+    def __init__(self, dirpath: str, every_n_epochs: int | None = 1, every_n_train_steps: int | None = None) -> None:
+        """every_n_train_steps counts Lightning's optimizer steps, two per GAN batch (None: not by steps)."""
         super().__init__(
-            dirpath=dirpath, filename="last", every_n_epochs=every_n_epochs, save_top_k=1, enable_version_counter=False
+            dirpath=dirpath,
+            filename="last",
+            every_n_epochs=every_n_epochs,
+            every_n_train_steps=every_n_train_steps,
+            save_top_k=1,
+            enable_version_counter=False,
         )
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(filename=self.filename, every_n_epochs=self._every_n_epochs)
+        return self._generate_state_key(
+            filename=self.filename, every_n_epochs=self._every_n_epochs, every_n_train_steps=self._every_n_train_steps
+        )

@@ -1,0 +1,25 @@
+"""Callbacks the tests add to real runs through Hydra (`+callbacks.NAME._target_=tests.helpers.X`)."""
+
+import json
+import time
+from pathlib import Path
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from dcgan_lit.callbacks.sample_grid import batches_seen
+
+
+class Pace(Callback):
+    """Slows training down and reports progress in a file, so a test can signal the process mid-epoch."""
+
+    def __init__(self, path: str, seconds: float = 0.2) -> None:
+        self.path, self.seconds = Path(path), seconds
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        done = {
+            "epoch": trainer.current_epoch,
+            "batches": batches_seen(trainer) + 1,
+            "global_step": trainer.global_step,
+        }
+        self.path.write_text(json.dumps(done))
+        time.sleep(self.seconds)

@@ -1,0 +1,137 @@
+"""Runs that are interrupted, killed, or cannot write: nothing saved is lost, and resuming continues exactly."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from dcgan_lit.checkpoint_io import AtomicCheckpointIO
+from dcgan_lit.errors import CheckpointError
+from dcgan_lit.train import EXIT_INTERRUPTED, train
+from tests.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+# 108 training images in batches of 16: 6 batches an epoch, 2 epochs.
+RUN = ["data.num_images=120", "trainer.limit_train_batches=6", "trainer.max_epochs=2", "seed=7"]
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def start_cli(out: Path, *overrides: str) -> subprocess.Popen:
+    tiny = [o for o in TINY if not o.startswith("trainer.max_epochs")]
+    args = [*tiny, *RUN, f"hydra.run.dir={out}", f"paths.output_dir={out}", f"paths.data_dir={out / 'data'}"]
+    cmd = [sys.executable, "-m", "dcgan_lit.train", *args, *overrides]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def progress(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"epoch": -1, "batches": 0}
+
+
+def test_sigterm_mid_epoch_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """Exactly equal (torch.equal) weights, BatchNorm buffers and Adam states, and the same optimizer step count."""
+    whole = tmp_path / "whole"
+    train(tiny_cfg(*RUN, output_dir=whole))
+
+    cut = tmp_path / "cut"
+    pace = tmp_path / "progress.json"
+    proc = start_cli(cut, "+callbacks.pace._target_=tests.helpers.Pace", f"+callbacks.pace.path={pace}")
+    wait_for(lambda: progress(pace)["batches"] >= 8, proc)  # epoch 1, batch 2 of 6
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr[-3000:]
+    ckpt = cut / "checkpoints" / "last.ckpt"
+    assert "interrupted by SIGTERM at epoch 1, batch " in stderr and f"ckpt_path={ckpt}" in stderr
+    saved = load(ckpt)
+    done_in_epoch = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
+    assert saved["epoch"] == 1 and 1 <= done_in_epoch < 6, "the checkpoint must be mid-epoch"
+
+    resumed = tmp_path / "resumed"
+    train(tiny_cfg(*RUN, f"ckpt_path={ckpt}", output_dir=resumed))
+    a, b = load(whole / "checkpoints" / "last.ckpt"), load(resumed / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"] == 24  # 12 batches x (D step + G step)
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for i, state in opt_a["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, opt_b["state"][i][name]), (i, name)
+
+
+def test_sigkill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path: Path) -> None:
+    """Kill -9 a run that saves last.ckpt every batch, at random moments, 6 times; resume from it each time."""
+    rng = random.Random(0)
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints" / "last.ckpt"
+    big = ["model.generator.ngf=64", "model.discriminator.ndf=64", "trainer.max_epochs=1000"]
+    frequent = ["callbacks.last_checkpoint.every_n_epochs=null", "+callbacks.last_checkpoint.every_n_train_steps=2"]
+    steps = []
+    for _ in range(6):
+        resume = [f"ckpt_path={ckpt}"] if ckpt.exists() else []
+        proc = start_cli(out, *big, *frequent, *resume)
+        before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
+        wait_for(lambda before=before: ckpt.exists() and ckpt.stat().st_mtime_ns != before, proc)
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        state = load(ckpt)  # must always load: complete, never truncated
+        assert {"state_dict", "optimizer_states", "loops"} <= set(state)
+        steps.append(state["global_step"])
+    assert steps == sorted(steps) and steps[-1] > steps[0], steps  # each restart continued from the last save
+    print(f"\nglobal_step after each of 6 SIGKILLs: {steps}")
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+
+    def no_space(obj: object, f: object) -> None:
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(CheckpointError, match=r"cannot write the checkpoint .*last.ckpt: No space left on device\. "
+                       r"Nothing already saved was changed"):  # fmt: skip
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cmd = [sys.executable, "-m", "dcgan_lit.train", *TINY, "data.num_images=120", f"paths.output_dir={blocker / 'run'}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith(f"error: paths.output_dir={str(blocker / 'run')!r}: cannot write there")
+        and "Traceback" not in proc.stderr
+    )
