@@ -1,5 +1,6 @@
 """Refuse config values that cannot work, before anything is built, with a message that names the key."""
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
         "a whole number >= 1",
     ),
     (("data.num_workers",), lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
-    (("model.lr_g", "model.lr_d"), lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 2e-4"),
+    (("model.lr_g", "model.lr_d"), lambda v: _is_number(v) and 0 < v < math.inf, "a finite number > 0, e.g. 2e-4"),
     (("data.val_fraction",), lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
     (("data.nc",), lambda v: _is_int(v) and v in (1, 3), "1 (grayscale) or 3 (RGB)"),
 ]
@@ -75,6 +76,10 @@ def check_config(cfg: DictConfig) -> None:
 
     if get("model.cuda_graph") is True and not torch.cuda.is_available():
         raise ConfigError("model.cuda_graph=true needs a CUDA GPU and none is available; set model.cuda_graph=false.")
+
+    steps = get("trainer.max_steps")
+    if steps not in (_ABSENT, None) and not (_is_int(steps) and (steps >= 1 or steps == -1)):
+        raise ConfigError(f"trainer.max_steps={steps!r}: must be a whole number of batches >= 1 (or -1 for no limit).")
 
     _check_multi_device(get("trainer.devices"), get("trainer.num_nodes"), get("trainer.strategy"))
 

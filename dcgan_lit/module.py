@@ -34,6 +34,9 @@ class DCGAN(LightningModule):
             None: on where it can work (one CUDA GPU, fp32 or bf16); true: refuse to run where it cannot.
     """
 
+    # Lightning counts each optimizer.step() as a global step: one D step and one G step per batch.
+    optimizer_steps_per_batch = 2
+
     def __init__(
         self,
         generator: nn.Module,

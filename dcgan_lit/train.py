@@ -60,7 +60,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model: L.LightningModule = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.
+    steps = {}
+    if cfg.trainer.get("max_steps", -1) not in (None, -1):
+        steps["max_steps"] = cfg.trainer.max_steps * model.optimizer_steps_per_batch
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **steps)
 
     info(f"run folder: {cfg.paths.output_dir}")
     try:

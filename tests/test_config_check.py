@@ -10,8 +10,10 @@ from tests.conftest import compose_train
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("model.lr_g=-2e-4", r"model.lr_g=-0.0002: must be a number > 0"),
-        ("model.lr_d=0", r"model.lr_d=0: must be a number > 0"),
+        ("model.lr_g=-2e-4", r"model.lr_g=-0.0002: must be a finite number > 0"),
+        ("model.lr_d=0", r"model.lr_d=0: must be a finite number > 0"),
+        ("model.lr_d=inf", r"model.lr_d=inf: must be a finite number > 0"),
+        ("trainer.max_steps=0", r"trainer.max_steps=0: must be a whole number of batches >= 1"),
         ("data.image_size=48", r"data.image_size=48 is not supported.*16, 32, 64, 128, 256"),
         ("data.nc=2", r"data.nc=2: must be 1 \(grayscale\) or 3 \(RGB\)"),
         ("data.batch_size=0", r"data.batch_size=0: must be a whole number >= 1"),

@@ -107,3 +107,13 @@ def test_step_metrics_are_written_every_log_every_n_steps_batches(
 def test_callback_metrics_hold_the_last_batch_even_between_log_steps(tiny_cfg: Callable[..., DictConfig]) -> None:
     metrics = train(tiny_cfg("trainer.log_every_n_steps=50"))
     assert SCALARS <= set(metrics)  # what a sweep's optimized_metric or a monitor would read
+
+
+def test_max_steps_counts_batches_not_lightnings_optimizer_steps(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    train(tiny_cfg("trainer.max_steps=4", "trainer.max_epochs=100", "trainer.limit_train_batches=3"))
+    ckpt = load(run / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 8  # 4 batches x (D step + G step)
+    assert [e.step for e in events(run).Scalars("train/g_loss")] == [0, 1, 2, 3]  # 4 G updates
