@@ -1,5 +1,6 @@
 """The DCGAN LightningModule: Algorithm 1 of Goodfellow et al. (2014) with manual optimization."""
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -8,8 +9,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from dcgan_lit import rng_state
+from dcgan_lit.callbacks.sample_grid import batches_seen
 from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
-from dcgan_lit.errors import ConfigError
+from dcgan_lit.errors import ConfigError, TrainingDiverged
 from dcgan_lit.losses import bce_fake, bce_real
 
 OptimizerFactory = Callable[..., Optimizer]  # a `_partial_: true` optimizer from YAML, completed with params and lr
@@ -67,6 +69,10 @@ class DCGAN(LightningModule):
         self.use_cuda_graph = False  # resolved from `cuda_graph` in setup(), once the device is known
         self.cuda_graph_step: CudaGraphStep | None = None
         self._rng_to_restore: dict | None = None
+        # The first batch whose losses were not finite (-1: none) and its STAT_NAMES values, kept on the device
+        # and read back only where the host syncs anyway: at log steps and before a checkpoint is written.
+        self._first_bad_batch: Tensor | None = None
+        self._first_bad_stats: Tensor | None = None
 
     def setup(self, stage: str) -> None:
         # Before configure_optimizers, so the optimizer states are created in the same layout as the weights.
@@ -80,6 +86,7 @@ class DCGAN(LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.raise_if_diverged()  # never overwrite the last good checkpoint with NaN weights
         checkpoint["rng_states"] = rng_state.capture()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -116,9 +123,31 @@ class DCGAN(LightningModule):
         # costs more host time than a whole captured GPU step, so log only the batches that will be written (and
         # each epoch's last, so callback_metrics end the epoch current).
         # Tensors, not floats: Lightning converts them only when it writes to the logger, so no per-step host sync.
+        self._watch_for_divergence(stats)
         if self.trainer._logger_connector.should_update_logs or self.trainer.is_last_batch:
+            self.raise_if_diverged()
             values = dict(zip(STAT_NAMES, stats.unbind(), strict=True))
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=len(real))
+
+    @torch.no_grad()
+    def _watch_for_divergence(self, stats: Tensor) -> None:
+        if self._first_bad_batch is None:
+            self._first_bad_batch = torch.full((), -1, dtype=torch.long, device=stats.device)
+            self._first_bad_stats = torch.zeros_like(stats)
+        first = (self._first_bad_batch < 0) & ~torch.isfinite(stats[:2]).all()
+        self._first_bad_stats.copy_(torch.where(first, stats, self._first_bad_stats))
+        self._first_bad_batch.copy_(torch.where(first, batches_seen(self.trainer), self._first_bad_batch))
+
+    def raise_if_diverged(self) -> None:
+        """Stop with TrainingDiverged if a loss has been NaN or infinite since training started (syncs once)."""
+        if self._first_bad_batch is None or int(self._first_bad_batch) < 0:
+            return
+        values = dict(zip(STAT_NAMES[:2], self._first_bad_stats[:2].tolist(), strict=True))
+        bad = ", ".join(f"{name}={value}" for name, value in values.items() if not math.isfinite(value))
+        raise TrainingDiverged(
+            f"{bad} at batch {int(self._first_bad_batch)}: training stopped and no checkpoint of this state was "
+            "written. Lower model.lr_g / model.lr_d, or check the data, and resume from the last checkpoint."
+        )
 
     def gan_step(self, real: Tensor, opt_d: Optimizer, opt_g: Optimizer) -> Tensor:
         """One batch of Algorithm 1: a D update on real and fake, then a G update; returns the `STAT_NAMES` values."""

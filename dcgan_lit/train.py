@@ -22,11 +22,12 @@ from omegaconf import DictConfig
 
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.config_check import check_config
-from dcgan_lit.errors import ConfigError, UserError
+from dcgan_lit.errors import ConfigError, TrainingDiverged, UserError
 
 log = logging.getLogger(__name__)
 info = rank_zero_only(log.info)  # under DDP every rank runs this file; say things once
 EXIT_USER_ERROR = 2  # a config, data or checkpoint problem the message explains
+EXIT_DIVERGED = 3  # a loss became NaN or infinite; the last good checkpoint is kept
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what schedulers expect of a job that was told to stop
 
 
@@ -98,6 +99,11 @@ def main(cfg: DictConfig) -> float | None:
         cause = _user_error(e)
         if cause is None:
             raise
+        if isinstance(cause, TrainingDiverged):
+            last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+            kept = f" The last good checkpoint: {last}" if last.is_file() else " No checkpoint had been written yet."
+            print(f"error: {cause}{kept}", file=sys.stderr)
+            sys.exit(EXIT_DIVERGED)
         # One line the user can act on, not a traceback; nothing has been written that could be lost.
         where = "trainer: " if isinstance(cause, MisconfigurationException) else ""
         print(f"error: {where}{cause}", file=sys.stderr)

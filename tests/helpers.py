@@ -1,6 +1,7 @@
 """Callbacks the tests add to real runs through Hydra (`+callbacks.NAME._target_=tests.helpers.X`)."""
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -23,3 +24,14 @@ class Pace(Callback):
         }
         self.path.write_text(json.dumps(done))
         time.sleep(self.seconds)
+
+
+class Poison(Callback):
+    """Fills D's first convolution with NaN before batch `batch`, so that batch's losses are NaN."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        if batches_seen(trainer) == self.batch:
+            next(pl_module.discriminator.parameters()).data.fill_(math.nan)

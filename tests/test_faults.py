@@ -135,3 +135,21 @@ def test_an_output_folder_that_cannot_be_created_is_one_line_at_start(tmp_path: 
         last.startswith(f"error: paths.output_dir={str(blocker / 'run')!r}: cannot write there")
         and "Traceback" not in proc.stderr
     )
+
+
+@pytest.mark.parametrize("log_every", [1, 50])
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, log_every: int) -> None:
+    """NaN at batch 4 (epoch 1): found at that batch's log step, or at the latest before the next save."""
+    out = tmp_path / "run"
+    proc = start_cli(
+        out, "+callbacks.poison._target_=tests.helpers.Poison", "+callbacks.poison.batch=4",
+        "trainer.limit_train_batches=3", f"trainer.log_every_n_steps={log_every}",
+    )  # fmt: skip
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 3, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: train/d_loss=nan") and "at batch 4: training stopped" in last, last
+    assert f"The last good checkpoint: {out / 'checkpoints' / 'last.ckpt'}" in last
+    kept = load(out / "checkpoints" / "last.ckpt")
+    assert kept["epoch"] == 0 and kept["global_step"] == 6  # epoch 0's 3 batches, untouched by the NaN state
+    assert all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
