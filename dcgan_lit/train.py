@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
+from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_config
 from dcgan_lit.errors import ConfigError, TrainingDiverged, UserError
 
@@ -59,6 +60,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
+    if cfg.get("ckpt_path"):
+        check_checkpoint(cfg.ckpt_path, model, dict(model.hparams))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.

@@ -153,3 +153,24 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: P
     kept = load(out / "checkpoints" / "last.ckpt")
     assert kept["epoch"] == 0 and kept["global_step"] == 6  # epoch 0's 3 batches, untouched by the NaN state
     assert all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
+
+
+def test_ckpt_path_that_is_not_a_checkpoint_or_from_another_model_is_refused(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.ckpt"
+    notes.write_text("these are my notes, not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"ckpt_path=.*notes.ckpt' cannot be read as a checkpoint"):
+        train(tiny_cfg(f"ckpt_path={notes}"))
+
+    first = tmp_path / "first"
+    train(tiny_cfg("trainer.max_epochs=1", output_dir=first))
+    ckpt = first / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError) as info:
+        train(tiny_cfg(f"ckpt_path={ckpt}", "model.nz=32", "data.image_size=16", output_dir=tmp_path / "second"))
+    message = str(info.value)
+    assert "was trained with another model" in message
+    assert "image_size=32 in the checkpoint but 16 here (set data.image_size)" in message
+    assert "nz=16 in the checkpoint but 32 here (set model.nz)" in message
+    assert "generator.main.0.weight: (16, 32, 4, 4) in the checkpoint, (32, 16, 4, 4) here" in message
+    assert not (tmp_path / "second" / "checkpoints").exists()  # refused before anything was written
