@@ -95,18 +95,38 @@ def check_config(cfg: DictConfig) -> None:
 _PLAIN_DDP = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
-def _check_multi_device(devices: Any, num_nodes: Any, strategy: Any) -> None:
-    """Several devices with Lightning's plain DDP crash on the first GAN step; point to trainer=ddp instead."""
-    if strategy is _ABSENT or strategy not in _PLAIN_DDP:
-        return
+def _several_processes(devices: Any, num_nodes: Any) -> bool:
     if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
         several = len(devices) > 1
     elif isinstance(devices, str):
         several = devices.strip() in ("auto", "-1") or "," in devices.strip(",")
     else:
         several = devices is not _ABSENT and _is_int(devices) and (devices > 1 or devices == -1)
-    several = several or (_is_int(num_nodes) and num_nodes > 1)
-    if several:
+    return several or (_is_int(num_nodes) and num_nodes > 1)
+
+
+def check_multirun(cfg: DictConfig, multirun: bool) -> None:
+    """Multirun with script-launched DDP re-runs the whole sweep in every extra process; refuse it, naming the fix."""
+    trainer = cfg.get("trainer") or {}
+    strategy = str(trainer.get("strategy", "auto"))
+    if (
+        multirun
+        and _several_processes(trainer.get("devices", 1), trainer.get("num_nodes", 1))
+        and "spawn" not in strategy
+    ):
+        raise ConfigError(
+            f"multirun (-m) with trainer.strategy={strategy!r} on several devices: Lightning starts each extra DDP "
+            "process by re-running this command line, so every process would run the whole sweep. For sweeps use "
+            "trainer.strategy=ddp_spawn_find_unused_parameters_true, or run the jobs as separate processes with "
+            "hydra/launcher=slurm."
+        )
+
+
+def _check_multi_device(devices: Any, num_nodes: Any, strategy: Any) -> None:
+    """Several devices with Lightning's plain DDP crash on the first GAN step; point to trainer=ddp instead."""
+    if strategy is _ABSENT or strategy not in _PLAIN_DDP:
+        return
+    if _several_processes(devices, num_nodes):
         raise ConfigError(
             f"trainer.devices={devices!r} with trainer.strategy={strategy!r} would run plain DDP, which stops at "
             "the first GAN step (each backward leaves one net without gradients). "

@@ -13,7 +13,9 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities import rank_zero_only
@@ -22,7 +24,7 @@ from omegaconf import DictConfig
 
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.checkpoint_check import check_checkpoint
-from dcgan_lit.config_check import check_config
+from dcgan_lit.config_check import check_config, check_multirun
 from dcgan_lit.errors import ConfigError, TrainingDiverged, UserError
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,11 @@ def ensure_writable(folder: str) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train a GAN as `cfg` describes; returns the final callback metrics as floats."""
     check_config(cfg)
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        # A submitit launcher starts every rank itself, as SLURM tasks, so nothing re-runs the sweep.
+        by_slurm = "submitit" in str(hydra_cfg.launcher.get("_target_", ""))
+        check_multirun(cfg, hydra_cfg.mode == RunMode.MULTIRUN and not by_slurm)
     ensure_writable(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

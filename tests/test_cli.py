@@ -105,3 +105,12 @@ def test_ddp_with_the_device_cache_gives_each_rank_its_own_shard(tmp_path: Path)
     summary = json.loads((tmp_path / "throughput.json").read_text())
     assert summary["device_cache"] is True and summary["world_size"] == 2
     assert summary["batches"] == 3 and summary["images"] == 3 * 16 * 2
+
+
+def test_multirun_with_script_launched_ddp_is_refused_with_what_to_use(tmp_path: Path) -> None:
+    tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs"))]
+    proc = run_cli("-m", *DDP_ON_TWO_CPUS, "model.lr_g=1e-4,2e-4", *tiny, f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: multirun (-m) with trainer.strategy='ddp_find_unused_parameters_true'")
+    assert "trainer.strategy=ddp_spawn_find_unused_parameters_true" in last
