@@ -97,7 +97,7 @@ def test_folder_cache_matches_streaming_and_is_keyed_by_files_and_transform(phot
     assert dm.device_images is not None and dm.device_images.shape == (36, 3, 16, 16)
     streamed = torch.stack([dm.data_train[i] for i in range(len(dm.data_train))])
     assert torch.equal(dm.device_images, streamed)  # pixel for pixel what the streaming path serves
-    (first_file,) = cache_dir.iterdir()
+    (first_file,) = cache_dir.glob("*.npy")
     assert first_file.suffix == ".npy" and "16px-3ch" in first_file.name
 
     # Same files and transform: the cache file is reused, not rebuilt.
@@ -105,20 +105,20 @@ def test_folder_cache_matches_streaming_and_is_keyed_by_files_and_transform(phot
     again = module()
     again.prepare_data()
     again.setup("fit")
-    assert list(cache_dir.iterdir()) == [first_file] and first_file.stat().st_mtime_ns == mtime
+    assert list(cache_dir.glob("*.npy")) == [first_file] and first_file.stat().st_mtime_ns == mtime
     assert again.preprocess_seconds == 0.0
 
     # Another transform (image_size) or a changed file gives a new cache file.
     bigger = module(image_size=32)
     bigger.prepare_data()
-    assert len(list(cache_dir.iterdir())) == 2
+    assert len(list(cache_dir.glob("*.npy"))) == 2
     victim = photo_folder / "img_000.jpg"
     Image.new("RGB", (64, 64), (255, 0, 0)).save(victim)
     os.utime(victim, ns=(mtime + 10**9, mtime + 10**9))
     changed = module()
     changed.prepare_data()
     changed.setup("fit")
-    assert len(list(cache_dir.iterdir())) == 3
+    assert len(list(cache_dir.glob("*.npy"))) == 3
     assert changed.preprocess_seconds > 0
     assert not list(cache_dir.glob("*.tmp.npy"))  # no temporary left behind
 

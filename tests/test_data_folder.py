@@ -155,3 +155,63 @@ def test_find_images_orders_like_pathlib(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     expected = sorted(tmp_path / n for n in names if not n.endswith(".txt"))
     assert find_images(tmp_path) == expected
+
+
+@pytest.fixture
+def folder_with_broken_files(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    for i in range(20):
+        write(root / f"good_{i:02d}.{'jpg' if i % 2 else 'png'}", noise(40, 30, seed=i))
+    whole = write(root / "truncated.jpg", noise(200, 150, seed=99), quality=95).read_bytes()
+    (root / "truncated.jpg").write_bytes(whole[: len(whole) // 2])  # a download cut off half way
+    (root / "not_an_image.png").write_bytes(b"\x89PNG but then garbage" * 10)
+    (root / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def test_broken_files_are_skipped_with_one_summary_warning(
+    folder_with_broken_files: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dm = FolderDataModule(root=str(folder_with_broken_files), cache_dir=str(tmp_path / "cache"), image_size=16,
+                          batch_size=4, num_workers=2)  # fmt: skip
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert len(dm.data_train) + len(dm.data_val) == 20
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "skipped 3 of 23 images that cannot be read" in warnings[0]
+    assert all(name in warnings[0] for name in ("truncated.jpg", "not_an_image.png", "empty.jpg"))
+    assert "data.on_bad_image=error" in warnings[0]
+    batches = list(dm.train_dataloader())  # two worker processes, a whole epoch: nothing crashes
+    assert sum(len(b) for b in batches) == len(dm.data_train) // 4 * 4
+
+    again = FolderDataModule(
+        root=str(folder_with_broken_files), cache_dir=str(tmp_path / "cache"), image_size=16, batch_size=4
+    )
+    again.setup("fit")  # the check's result is cached per file list: the second run does not decode anything
+    assert len(list((tmp_path / "cache").glob("*-check-*.json"))) == 1
+
+
+def test_on_bad_image_error_stops_naming_the_file(folder_with_broken_files: Path, tmp_path: Path) -> None:
+    dm = FolderDataModule(
+        root=str(folder_with_broken_files), cache_dir=str(tmp_path / "c"), on_bad_image="error", batch_size=4
+    )
+    with pytest.raises(DataError, match=r"(empty|not_an_image|truncated)\.(jpg|png): cannot be read as an image .* "
+                       r"set data.on_bad_image=skip"):  # fmt: skip
+        dm.setup("fit")
+
+
+def test_odd_but_valid_images_all_load(tmp_path: Path) -> None:
+    """Smaller than the crop, extreme aspect ratios, 16-bit PNG, spaces and non-ASCII names."""
+    root = tmp_path / "odd ones"
+    write(root / "tiny 8x8.png", noise(8, 8))
+    write(root / "panorama.jpg", noise(1000, 10))
+    write(root / "tower.png", noise(10, 1000))
+    sixteen = np.random.default_rng(0).integers(0, 65535, (40, 50), dtype=np.uint16)
+    write(root / "sixteen_bit.png", Image.fromarray(sixteen))
+    write(root / "étoile 星.jpg", noise(60, 40))
+    dm = FolderDataModule(root=str(root), cache_dir=str(tmp_path / "c"), image_size=32, center_crop=178,
+                          val_fraction=0.0, batch_size=1)  # fmt: skip
+    dm.setup("fit")
+    images = [dm.data_train[i] for i in range(len(dm.data_train))]
+    assert len(images) == 5 and all(img.shape == (3, 32, 32) and img.dtype == torch.uint8 for img in images)

@@ -5,6 +5,7 @@ So CelebA's img_align_celeba/ works as unzipped.
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
 from dcgan_lit.data.datamodule import ImageDataModule
+from dcgan_lit.data.image_check import unreadable_images
 from dcgan_lit.data.preprocess import cache_key, materialize
 from dcgan_lit.data.split import holdout_split
-from dcgan_lit.errors import DataError
+from dcgan_lit.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,10 @@ class FolderImages(Dataset):
     CelebA's 178x178 face square, as some write-ups do, so no forehead or chin is lost to the second crop.
     """
 
-    def __init__(self, files: list[Path], image_size: int, nc: int, center_crop: int | None = None) -> None:
-        self.files, self.nc = files, nc
+    def __init__(
+        self, files: list[Path], image_size: int, nc: int, center_crop: int | None = None, on_bad_image: str = "skip"
+    ) -> None:
+        self.files, self.nc, self.on_bad_image = files, nc, on_bad_image
         steps = [v2.CenterCrop(center_crop)] if center_crop else []
         steps += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.PILToTensor()]
         self.transform = v2.Compose(steps)
@@ -70,9 +74,16 @@ class FolderImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> Tensor:
-        with Image.open(self.files[i]) as img:
-            ImageOps.exif_transpose(img, in_place=True)  # phone photos: upright as displayed, not as stored
-            return self.transform(to_mode(img, self.nc))
+        try:
+            with Image.open(self.files[i]) as img:
+                ImageOps.exif_transpose(img, in_place=True)  # phone photos: upright as displayed, not as stored
+                return self.transform(to_mode(img, self.nc))
+        except Exception as e:
+            # The folder check catches broken files before training; this is for one that broke since.
+            if self.on_bad_image == "error" or len(self.files) == 1:
+                raise DataError(f"{self.files[i]}: cannot be read as an image ({e}); fix or delete it.") from e
+            warnings.warn(f"{self.files[i]}: cannot be read ({e}); serving another image in its place", stacklevel=1)
+            return self[(i + 1) % len(self.files)]
 
 
 class FolderDataModule(ImageDataModule):
@@ -85,6 +96,8 @@ class FolderDataModule(ImageDataModule):
         missing_hint: appended to the error when no images are found; `{root}` is replaced by the root.
         cache_dir: where the decoded uint8 array for `gpu_cache` is kept between runs.
         preprocess_workers: processes that decode the images for that cache; None uses every core.
+        on_bad_image: "skip" leaves out files that cannot be decoded, with one warning listing them;
+            "error" stops at the first one, naming it.
         **kwargs: ImageDataModule's arguments (image_size, nc, batch_size, num_workers, pin_memory, hflip).
     """
 
@@ -97,9 +110,13 @@ class FolderDataModule(ImageDataModule):
         missing_hint: str = "",
         cache_dir: str = "data/cache",
         preprocess_workers: int | None = None,
+        on_bad_image: str = "skip",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_bad_image not in ("skip", "error"):
+            raise ConfigError(f"data.on_bad_image={on_bad_image!r}: must be skip or error.")
+        self.on_bad_image = on_bad_image
         self.root = Path(root).expanduser()
         self.center_crop, self.val_fraction, self.split_seed = center_crop, val_fraction, split_seed
         self.missing_hint = missing_hint
@@ -118,7 +135,7 @@ class FolderDataModule(ImageDataModule):
         files = self._find_files()
         train_idx, val_idx = holdout_split(len(files), self.val_fraction, self.split_seed)
         log.info(f"{len(files)} images under {self.root}: {len(train_idx)} for training, {len(val_idx)} held out")
-        dataset = FolderImages(files, self.image_size, self.nc, self.center_crop)
+        dataset = FolderImages(files, self.image_size, self.nc, self.center_crop, self.on_bad_image)
         return Subset(dataset, train_idx.tolist()), Subset(dataset, val_idx.tolist())
 
     def train_images(self) -> Tensor:
@@ -141,8 +158,29 @@ class FolderDataModule(ImageDataModule):
 
     def _find_files(self) -> list[Path]:
         if self._files is None:
-            self._files = self._search()
+            self._files = self._drop_unreadable(self._search())
         return self._files
+
+    def _drop_unreadable(self, files: list[Path]) -> list[Path]:
+        bad = unreadable_images(files, self.root.resolve(), self.cache_dir)
+        if not bad:
+            return files
+        if self.on_bad_image == "error":
+            path, reason = next(iter(bad.items()))
+            raise DataError(
+                f"{path}: cannot be read as an image ({reason}); fix or delete it, or set data.on_bad_image=skip "
+                f"to leave out such files ({len(bad)} of {len(files)} under {self.root})."
+            )
+        shown = ", ".join(f"{Path(p).name} ({r[:80]})" for p, r in list(bad.items())[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        log.warning(
+            f"data.root={str(self.root)!r}: skipped {len(bad)} of {len(files)} images that cannot be read: "
+            f"{shown}{more}. Set data.on_bad_image=error to stop instead."
+        )
+        good = [f for f in files if str(f) not in bad]
+        if not good:
+            raise DataError(f"data.root={str(self.root)!r}: none of the {len(files)} image files can be read.")
+        return good
 
     def _search(self) -> list[Path]:
         where = self.root.resolve()

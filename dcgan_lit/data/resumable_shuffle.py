@@ -28,7 +28,7 @@ class EpochShuffle(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
         order = torch.randperm(self.n, generator=gen)
         return iter(order[self.already_done() :].tolist())
 
