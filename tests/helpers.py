@@ -5,6 +5,7 @@ import math
 import time
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from dcgan_lit.callbacks.sample_grid import batches_seen
@@ -35,3 +36,15 @@ class Poison(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         if batches_seen(trainer) == self.batch:
             next(pl_module.discriminator.parameters()).data.fill_(math.nan)
+
+
+class SaveRankWeights(Callback):
+    """At the end of training every rank writes its G parameters to `dirpath/rank<R>.pt` (for comparing ranks)."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        params = {k: v.detach().cpu() for k, v in pl_module.generator.named_parameters()}
+        torch.save(params, self.dirpath / f"rank{trainer.global_rank}.pt")

@@ -81,12 +81,18 @@ def test_ddp_config_trains_with_two_cpu_processes(tmp_path: Path) -> None:
     proc = run_cli(
         *DDP_ON_TWO_CPUS,
         *tiny,
+        "+callbacks.ranks._target_=tests.helpers.SaveRankWeights",
+        f"+callbacks.ranks.dirpath={tmp_path / 'ranks'}",
         f"hydra.run.dir={tmp_path}",
         f"paths.data_dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]  # one writer, no leftovers
     assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    # DDP averages the gradients, so both ranks hold the same G (BatchNorm running stats stay per rank; rank 0's
+    # are the ones checkpointed).
+    g0, g1 = (torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert g0.keys() == g1.keys() and all(torch.equal(g0[k], g1[k]) for k in g0)
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_000.png", "real.png"]
 
 
