@@ -46,9 +46,14 @@ def test_every_model_option(option: str, tiny_cfg: Callable[..., DictConfig]) ->
 @pytest.mark.parametrize("option", options("trainer"))
 def test_every_trainer_option(option: str, tiny_cfg: Callable[..., DictConfig]) -> None:
     cfg = tiny_cfg(f"trainer={option}")
-    assert cfg.trainer.accelerator == {"default": "auto", "cpu": "cpu", "gpu": "gpu", "ddp": "gpu"}[option]
+    accelerators = {"default": "auto", "cpu": "cpu", "gpu": "gpu", "ddp": "gpu", "slurm": "gpu"}
+    assert cfg.trainer.accelerator == accelerators[option]
+    if option in ("ddp", "slurm"):
+        assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"
+    if option == "slurm":
+        return  # its SLURMEnvironment needs a SLURM job; tests/test_cluster_configs.py checks it
     if option == "ddp":
-        assert cfg.trainer.strategy == "ddp_find_unused_parameters_true" and cfg.trainer.devices == 2
+        assert cfg.trainer.devices == 2
     # CI has no GPU: build the GPU configs on the CPU to check that every other key is a valid Trainer argument.
     trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1 if option != "ddp" else 2, logger=False)
     assert isinstance(trainer, L.Trainer) and trainer.max_epochs == 2
