@@ -87,6 +87,14 @@ class DCGAN(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.raise_if_diverged()  # never overwrite the last good checkpoint with NaN weights
+        # The last update can also overflow the weights while its losses were still finite.
+        bad = [name for name, p in self.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise TrainingDiverged(
+                f"weights became NaN or infinite ({bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}) "
+                f"by batch {batches_seen(self.trainer)}: no checkpoint of this state was written. Lower "
+                "model.lr_g / model.lr_d and resume from the last checkpoint."
+            )
         checkpoint["rng_states"] = rng_state.capture()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
