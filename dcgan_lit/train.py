@@ -70,6 +70,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path, model, dict(model.hparams))
     callbacks = instantiate_group(cfg.get("callbacks"))
+    if cfg.get("metrics"):
+        callbacks.append(instantiate(cfg.metrics))
     loggers = instantiate_group(cfg.get("logger"))
     # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.
     steps = {}

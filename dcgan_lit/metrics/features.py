@@ -1,0 +1,67 @@
+"""The Inception feature extractor behind FID and KID: torchmetrics' own, or a local TorchScript TF-Inception.
+
+Images go in as uint8 (N, 1 or 3, H, W). Grayscale repeats to 3 channels. Both extractors resize to 299x299
+with plain bilinear interpolation, no antialiasing, which is what the 2015 TF-Inception FID reference does to
+its inputs; antialiasing would smooth GAN textures and lower FID against published numbers.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dcgan_lit.errors import ConfigError
+
+FEATURES = 2048
+
+
+class FIDFeatures(nn.Module):
+    """uint8 images -> (N, 2048) pool features; (N, 2048) float rows pass through unchanged.
+
+    The pass-through lets real-image features cached on disk feed a torchmetrics FID/KID metric through its
+    normal `update()`, so the statistics are always computed by torchmetrics.
+
+    Args:
+        net: a TorchScript TF-Inception taking (N, 3, 299, 299) in (x - 128) / 128, or torchmetrics' extractor.
+        tf_range: whether `net` wants the TF input range and our resize (True), or takes uint8 as it is (False).
+        name: how the protocol names this extractor (JSON reports, cache keys).
+    """
+
+    num_features = FEATURES  # torchmetrics reads this instead of probing the net with a CPU image
+
+    def __init__(self, net: nn.Module, tf_range: bool, name: str) -> None:
+        super().__init__()
+        self.net, self.tf_range, self.name = net, tf_range, name
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return x.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if not self.tf_range:
+            return self.net(x).reshape(len(x), -1).float()
+        x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
+        return self.net((x - 128) / 128).reshape(len(x), -1).float()
+
+
+def load_extractor(inception_weights: str | None) -> FIDFeatures:
+    """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online)."""
+    if inception_weights:
+        try:
+            net = torch.jit.load(inception_weights, map_location="cpu").eval()
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ConfigError(
+                f"metrics.inception_weights={inception_weights!r} cannot be loaded as TorchScript ({e}); "
+                "`make fid-weights` fetches the TF-Inception that this option expects."
+            ) from e
+        return FIDFeatures(net, tf_range=True, name=f"torchscript:{inception_weights}")
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(FEATURES)], antialias=False)
+    except Exception as e:  # no torch-fidelity, or no network for the weights
+        raise ConfigError(
+            f"metrics: torchmetrics' FID Inception is unavailable ({type(e).__name__}: {e}). Offline, run "
+            "`make fid-weights` and pass metrics.inception_weights=data/fid/default_1.pt, or set metrics=none."
+        ) from e
+    return FIDFeatures(net, tf_range=False, name="torchmetrics:inception-v3-compat")
