@@ -12,11 +12,8 @@ HPARAM_KEYS: dict[str, str] = {"image_size": "data.image_size", "nc": "data.nc",
 _SHOWN = 4  # mismatched tensors listed in the message
 
 
-def check_checkpoint(path: str, model: nn.Module, hparams: dict) -> None:
-    """Raise CheckpointError saying what differs when `path` cannot resume `model`.
-
-    Loads with weights_only=True: a file that needs arbitrary unpickling is refused rather than executed.
-    """
+def read_checkpoint(path: str) -> dict:
+    """The checkpoint at `path`, loaded with weights_only=True: a file that needs arbitrary unpickling is refused."""
     try:
         ckpt = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and EOF errors all mean the same thing here
@@ -27,7 +24,12 @@ def check_checkpoint(path: str, model: nn.Module, hparams: dict) -> None:
         ) from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"ckpt_path={path!r} is a PyTorch file but not a Lightning checkpoint (no state_dict).")
+    return ckpt
 
+
+def check_checkpoint(path: str, model: nn.Module, hparams: dict) -> None:
+    """Raise CheckpointError saying what differs when `path` cannot resume `model`."""
+    ckpt = read_checkpoint(path)
     saved_hp = ckpt.get("hyper_parameters", {})
     differences = [
         f"{key}={saved_hp[key]!r} in the checkpoint but {hparams[key]!r} here (set {HPARAM_KEYS[key]})"

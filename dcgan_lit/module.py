@@ -86,6 +86,8 @@ class DCGAN(LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if getattr(self, "run_config", None):
+            checkpoint["run_config"] = self.run_config  # plain dicts: still loads with weights_only=True
         self.raise_if_diverged()  # never overwrite the last good checkpoint with NaN weights
         # The last update can also overflow the weights while its losses were still finite.
         bad = [name for name, p in self.named_parameters() if not torch.isfinite(p).all()]

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.checkpoint_check import check_checkpoint
@@ -67,6 +67,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
+    # Stored in every checkpoint, so generate and evaluate rebuild the nets without the user retyping settings.
+    model.run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path, model, dict(model.hparams))
     callbacks = instantiate_group(cfg.get("callbacks"))
