@@ -73,6 +73,7 @@ class DCGAN(LightningModule):
         # and read back only where the host syncs anyway: at log steps and before a checkpoint is written.
         self._first_bad_batch: Tensor | None = None
         self._first_bad_stats: Tensor | None = None
+        self._history: list[tuple[int, Tensor]] = []  # (batch, STAT_NAMES values) at each logged batch
 
     def setup(self, stage: str) -> None:
         # Before configure_optimizers, so the optimizer states are created in the same layout as the weights.
@@ -86,6 +87,7 @@ class DCGAN(LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["stat_history"] = self.stat_history()
         if getattr(self, "run_config", None):
             checkpoint["run_config"] = self.run_config  # plain dicts: still loads with weights_only=True
         self.raise_if_diverged()  # never overwrite the last good checkpoint with NaN weights
@@ -101,6 +103,17 @@ class DCGAN(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._rng_to_restore = checkpoint.get("rng_states")
+        history = checkpoint.get("stat_history")
+        if history is not None and len(history):
+            self._history = [(int(row[0]), row[1:]) for row in history]
+
+    def stat_history(self) -> Tensor:
+        """(N, 1 + len(STAT_NAMES)) float64 on the CPU: the batch, then the logged values, for every logged batch."""
+        if not self._history:
+            return torch.zeros(0, 1 + len(STAT_NAMES), dtype=torch.float64)
+        steps = torch.tensor([step for step, _ in self._history], dtype=torch.float64)
+        values = torch.stack([v.double().cpu() for _, v in self._history])
+        return torch.cat([steps[:, None], values], 1)
 
     def on_train_start(self) -> None:
         # Restored as late as possible: nothing between here and the first batch draws random numbers.
@@ -138,6 +151,7 @@ class DCGAN(LightningModule):
             self.raise_if_diverged()
             values = dict(zip(STAT_NAMES, stats.unbind(), strict=True))
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=len(real))
+            self._history.append((batches_seen(self.trainer), stats.detach().clone()))  # for the end-of-run plots
 
     @torch.no_grad()
     def _watch_for_divergence(self, stats: Tensor) -> None:

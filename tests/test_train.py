@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dcgan_lit.train import train
@@ -117,3 +118,16 @@ def test_max_steps_counts_batches_not_lightnings_optimizer_steps(
     ckpt = load(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 8  # 4 batches x (D step + G step)
     assert [e.step for e in events(run).Scalars("train/g_loss")] == [0, 1, 2, 3]  # 4 G updates
+
+
+def test_run_artifacts_are_written_and_logged(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_cfg("trainer.max_epochs=3"))
+    art = run / "artifacts"
+    assert sorted(p.name for p in art.iterdir()) == ["losses.png", "progress.gif", "real_vs_fake.png", "scores.png"]
+    assert Image.open(art / "progress.gif").n_frames == 3  # one fixed-noise grid per epoch
+    real, last = Image.open(run / "samples" / "real.png"), Image.open(run / "samples" / "epoch_002.png")
+    assert Image.open(art / "real_vs_fake.png").size == (real.width + last.width + 16, max(real.height, last.height))
+    assert {"artifacts/losses", "artifacts/scores", "artifacts/real_vs_fake"} <= set(events(run).Tags()["images"])
+    history = load(run / "checkpoints" / "last.ckpt")["stat_history"]
+    assert history.shape == (9, 6) and history[:, 0].tolist() == list(range(9))  # every batch logged, in order

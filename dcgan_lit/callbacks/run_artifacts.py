@@ -1,0 +1,80 @@
+"""End-of-run figures, as the DCGAN tutorial shows them: loss curves, D scores, the fixed-noise GIF, real vs fake.
+
+Written to `dirpath` and logged to TensorBoard (`artifacts/...`) by rank 0.
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on clusters or in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+from PIL import Image  # noqa: E402
+from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
+
+from dcgan_lit.callbacks.sample_grid import batches_seen  # noqa: E402
+
+
+class RunArtifacts(Callback):
+    """losses.png, scores.png, progress.gif (the fixed-noise grids across epochs) and real_vs_fake.png.
+
+    Args:
+        dirpath: the run folder's artifacts folder.
+        samples_dir: where SampleGrid writes real.png and epoch_XXX.png.
+        gif_ms: time per GIF frame.
+    """
+
+    def __init__(self, dirpath: str, samples_dir: str, gif_ms: int = 400) -> None:
+        self.dirpath, self.samples_dir, self.gif_ms = Path(dirpath), Path(samples_dir), gif_ms
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        history = pl_module.stat_history() if hasattr(pl_module, "stat_history") else torch.zeros(0, 6)
+        figures = {}
+        if len(history):
+            step = history[:, 0].numpy()
+            figures["losses"] = self._plot(step, {"G": history[:, 2], "D": history[:, 1]}, "Loss", "G and D loss")
+            scores = {"D(x)": history[:, 3], "D(G(z)) before D's step": history[:, 4], "after": history[:, 5]}
+            figures["scores"] = self._plot(step, scores, "D's output", "D(x) and D(G(z))")
+        for name, fig in figures.items():
+            fig.savefig(self.dirpath / f"{name}.png", dpi=100)
+        grids = sorted(self.samples_dir.glob("epoch_*.png"))
+        if grids:
+            frames = [Image.open(g).convert("RGB") for g in grids]
+            frames[0].save(self.dirpath / "progress.gif", save_all=True, append_images=frames[1:],
+                           duration=self.gif_ms, loop=0)  # fmt: skip
+        side_by_side = None
+        real = self.samples_dir / "real.png"
+        if grids and real.is_file():
+            left, right = Image.open(real).convert("RGB"), Image.open(grids[-1]).convert("RGB")
+            side_by_side = Image.new("RGB", (left.width + right.width + 16, max(left.height, right.height)), "white")
+            side_by_side.paste(left, (0, 0))
+            side_by_side.paste(right, (left.width + 16, 0))
+            side_by_side.save(self.dirpath / "real_vs_fake.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                step = batches_seen(trainer)
+                for name, fig in figures.items():
+                    logger.experiment.add_figure(f"artifacts/{name}", fig, global_step=step, close=False)
+                if side_by_side is not None:
+                    logger.experiment.add_image("artifacts/real_vs_fake", pil_to_tensor(side_by_side), global_step=step)
+        for fig in figures.values():
+            plt.close(fig)
+
+    @staticmethod
+    def _plot(step: object, series: dict[str, torch.Tensor], ylabel: str, title: str) -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(10, 5))
+        for label, values in series.items():
+            ax.plot(step, values.numpy(), label=label, linewidth=1)
+        ax.set_xlabel("batch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        return fig
