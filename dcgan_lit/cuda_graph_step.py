@@ -27,8 +27,12 @@ GRAPH_PRECISIONS: tuple[str, ...] = ("32-true", "32", "bf16-mixed", "bf16-true")
 WARMUP_STEPS = 3
 
 
-def cuda_graph_blocker(device: torch.device, world_size: int, precision: str) -> str | None:
-    """Why a captured step cannot run here, or None when it can."""
+def cuda_graph_blocker(
+    device: torch.device, world_size: int, precision: str, eager_only: str | None = None
+) -> str | None:
+    """Why a captured step cannot run here, or None when it can; `eager_only` is the model's own reason."""
+    if eager_only:
+        return eager_only
     if device.type != "cuda":
         return f"it needs a CUDA GPU and this run is on {device.type} (use trainer=gpu)"
     if world_size > 1:
@@ -38,9 +42,11 @@ def cuda_graph_blocker(device: torch.device, world_size: int, precision: str) ->
     return None
 
 
-def use_cuda_graph(requested: bool | None, device: torch.device, world_size: int, precision: str) -> bool:
+def use_cuda_graph(
+    requested: bool | None, device: torch.device, world_size: int, precision: str, eager_only: str | None = None
+) -> bool:
     """Resolve model.cuda_graph: None means 'where it can work'; true where it cannot is a config error."""
-    blocker = cuda_graph_blocker(device, world_size, precision)
+    blocker = cuda_graph_blocker(device, world_size, precision, eager_only)
     if requested and blocker:
         raise ConfigError(f"model.cuda_graph=true cannot be used: {blocker}; set model.cuda_graph=false.")
     return bool(requested is not False and blocker is None)

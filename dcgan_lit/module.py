@@ -5,14 +5,14 @@ from collections.abc import Callable
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from dcgan_lit import rng_state
+from dcgan_lit import losses, rng_state
 from dcgan_lit.callbacks.sample_grid import batches_seen
 from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
 from dcgan_lit.errors import ConfigError, TrainingDiverged
-from dcgan_lit.losses import bce_fake, bce_real
 
 OptimizerFactory = Callable[..., Optimizer]  # a `_partial_: true` optimizer from YAML, completed with params and lr
 
@@ -34,10 +34,11 @@ class DCGAN(LightningModule):
         channels_last: NHWC weights and inputs, which tensor-core convolutions prefer. None: on for GPUs only.
         cuda_graph: replay the step's forward/backward passes as CUDA graphs (see cuda_graph_step.py).
             None: on where it can work (one CUDA GPU, fp32 or bf16); true: refuse to run where it cannot.
+        loss: bce (the tutorial's), hinge, lsgan or wgan-gp; see losses.py.
+        real_label: D's target for real images; 0.9 is one-sided label smoothing (bce, hinge and lsgan).
+        n_critic: D steps per G step (5 is usual with wgan-gp); each extra D step draws fresh fakes.
+        gp_weight: the gradient penalty's weight, for wgan-gp.
     """
-
-    # Lightning counts each optimizer.step() as a global step: one D step and one G step per batch.
-    optimizer_steps_per_batch = 2
 
     def __init__(
         self,
@@ -53,10 +54,20 @@ class DCGAN(LightningModule):
         num_fixed_noise: int = 64,
         channels_last: bool | None = None,
         cuda_graph: bool | None = None,
+        loss: str = "bce",
+        real_label: float = 1.0,
+        n_critic: int = 1,
+        gp_weight: float = 10.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d"])
         self.automatic_optimization = False
+        if loss not in losses.LOSSES:
+            raise ConfigError(f"model.loss={loss!r}: must be one of {', '.join(losses.LOSSES)}.")
+        if n_critic < 1:
+            raise ConfigError(f"model.n_critic={n_critic!r}: must be a whole number >= 1.")
+        # Lightning counts each optimizer.step() as a global step: n_critic D steps and one G step per batch.
+        self.optimizer_steps_per_batch = n_critic + 1
         if getattr(generator, "nz", nz) != nz:
             raise ConfigError(f"model.nz={nz} but the generator was built with nz={generator.nz}; set them equal.")
         self.generator = generator
@@ -82,8 +93,11 @@ class DCGAN(LightningModule):
         if self.hparams.channels_last if self.hparams.channels_last is not None else device.type == "cuda":
             self.memory_format = torch.channels_last
             self.to(memory_format=self.memory_format)
+        eager_only = None
+        if self.hparams.loss == "wgan-gp" or self.hparams.n_critic > 1:
+            eager_only = "model.loss=wgan-gp and model.n_critic>1 run eagerly (double backward, several D steps)"
         self.use_cuda_graph = use_cuda_graph(
-            self.hparams.cuda_graph, device, trainer.world_size, str(trainer.precision)
+            self.hparams.cuda_graph, device, trainer.world_size, str(trainer.precision), eager_only
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -182,13 +196,16 @@ class DCGAN(LightningModule):
         z = torch.randn(real.size(0), self.hparams.nz, device=self.device)
         fake = self.generator(z)
 
-        # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
-        self.toggle_optimizer(opt_d)
-        d_loss, d_real, d_fake = self.discriminator_loss(real, fake.detach())
-        opt_d.zero_grad(set_to_none=set_to_none)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
+        # (1) Update D: maximize log D(x) + log(1 - D(G(z))), n_critic times (once, as in the paper, by default)
+        for critic_step in range(self.hparams.n_critic):
+            if critic_step > 0:
+                fake = self.generator(torch.randn(real.size(0), self.hparams.nz, device=self.device))
+            self.toggle_optimizer(opt_d)
+            d_loss, d_real, d_fake = self.discriminator_loss(real, fake.detach())
+            opt_d.zero_grad(set_to_none=set_to_none)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            self.untoggle_optimizer(opt_d)
 
         # (2) Update G: maximize log D(G(z)), i.e. the fakes are scored against the flipped label 1
         self.toggle_optimizer(opt_g)
@@ -203,12 +220,25 @@ class DCGAN(LightningModule):
     def discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """D's loss on a real and a fake batch, and its logits on each."""
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
-        return bce_real(d_real) + bce_fake(d_fake), d_real, d_fake
+        loss = losses.d_loss(self.hparams.loss, d_real, d_fake, self.hparams.real_label)
+        if self.hparams.loss == "wgan-gp":
+            loss = loss + self.hparams.gp_weight * losses.gradient_penalty(self.discriminator, real, fake)
+        return loss, d_real, d_fake
 
     def generator_loss(self, fake: Tensor) -> tuple[Tensor, Tensor]:
-        """G's loss: its fakes scored against the real label (the non-saturating loss), and D's logits on them."""
+        """G's loss: its fakes scored against the real label (the non-saturating loss for bce), and D's logits."""
         d_fake = self.discriminator(fake)
-        return bce_real(d_fake), d_fake
+        return losses.g_loss(self.hparams.loss, d_fake), d_fake
+
+    def sampling_generator(self) -> nn.Module:
+        """G for sample grids and metrics: the EMA copy when an EMAWeightAveraging callback runs, else G itself."""
+        trainer = self._trainer
+        for callback in trainer.callbacks if trainer is not None else []:
+            # Lightning keeps the averaged copy of the whole module here; it has no public accessor.
+            average = getattr(callback, "_average_model", None)
+            if isinstance(callback, WeightAveraging) and average is not None:
+                return average.module.generator
+        return self.generator
 
     @staticmethod
     @torch.no_grad()
@@ -220,8 +250,9 @@ class DCGAN(LightningModule):
     @torch.no_grad()
     def sample_fixed(self) -> Tensor:
         """G(fixed_noise) in eval mode (BatchNorm running stats), without touching the training state."""
-        was_training = self.generator.training
-        self.generator.eval()
-        images = self.generator(self.fixed_noise)
-        self.generator.train(was_training)
+        generator = self.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        images = generator(self.fixed_noise)
+        generator.train(was_training)
         return images
