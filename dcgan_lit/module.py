@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from dcgan_lit import losses, rng_state
 from dcgan_lit.callbacks.sample_grid import batches_seen
 from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
+from dcgan_lit.diffaugment import diff_augment, parse_policy
 from dcgan_lit.errors import ConfigError, TrainingDiverged
 
 OptimizerFactory = Callable[..., Optimizer]  # a `_partial_: true` optimizer from YAML, completed with params and lr
@@ -38,6 +39,7 @@ class DCGAN(LightningModule):
         real_label: D's target for real images; 0.9 is one-sided label smoothing (bce, hinge and lsgan).
         n_critic: D steps per G step (5 is usual with wgan-gp); each extra D step draws fresh fakes.
         gp_weight: the gradient penalty's weight, for wgan-gp.
+        diffaugment: DiffAugment policy for every image D sees, e.g. "color,translation,cutout" ("" for none).
     """
 
     def __init__(
@@ -58,12 +60,17 @@ class DCGAN(LightningModule):
         real_label: float = 1.0,
         n_critic: int = 1,
         gp_weight: float = 10.0,
+        diffaugment: str = "",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d"])
         self.automatic_optimization = False
         if loss not in losses.LOSSES:
             raise ConfigError(f"model.loss={loss!r}: must be one of {', '.join(losses.LOSSES)}.")
+        try:
+            self.augment_policy = parse_policy(diffaugment)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         if n_critic < 1:
             raise ConfigError(f"model.n_critic={n_critic!r}: must be a whole number >= 1.")
         # Lightning counts each optimizer.step() as a global step: n_critic D steps and one G step per batch.
@@ -219,7 +226,7 @@ class DCGAN(LightningModule):
 
     def discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """D's loss on a real and a fake batch, and its logits on each."""
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        d_real, d_fake = self.discriminator(self.augment(real)), self.discriminator(self.augment(fake))
         loss = losses.d_loss(self.hparams.loss, d_real, d_fake, self.hparams.real_label)
         if self.hparams.loss == "wgan-gp":
             loss = loss + self.hparams.gp_weight * losses.gradient_penalty(self.discriminator, real, fake)
@@ -227,8 +234,12 @@ class DCGAN(LightningModule):
 
     def generator_loss(self, fake: Tensor) -> tuple[Tensor, Tensor]:
         """G's loss: its fakes scored against the real label (the non-saturating loss for bce), and D's logits."""
-        d_fake = self.discriminator(fake)
+        d_fake = self.discriminator(self.augment(fake))
         return losses.g_loss(self.hparams.loss, d_fake), d_fake
+
+    def augment(self, images: Tensor) -> Tensor:
+        """DiffAugment, when on: the same kind of random transform for real and fake inputs of D."""
+        return diff_augment(images, self.augment_policy) if self.augment_policy else images
 
     def sampling_generator(self) -> nn.Module:
         """G for sample grids and metrics: the EMA copy when an EMAWeightAveraging callback runs, else G itself."""

@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig
 
 from dcgan_lit import losses
+from dcgan_lit.diffaugment import cutout, diff_augment, parse_policy
 from dcgan_lit.nets.discriminator import Discriminator
 from dcgan_lit.train import train
 
@@ -83,3 +84,33 @@ def test_ema_samples_and_checkpoints_use_the_averaged_generator(
     assert "current_model_state" in ckpt
     key = "generator.main.0.weight"
     assert not torch.equal(ckpt["state_dict"][key], ckpt["current_model_state"][key])
+
+
+def test_diffaugment_is_differentiable_random_and_shape_preserving() -> None:
+    x = (torch.rand(6, 3, 16, 16) * 2 - 1).requires_grad_()
+    policy = parse_policy("color,translation,cutout")
+    torch.manual_seed(0)
+    a = diff_augment(x, policy)
+    torch.manual_seed(1)
+    b = diff_augment(x, policy)
+    assert a.shape == x.shape and not torch.equal(a, b)
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # G gets gradients through the augmentations
+    cut = cutout(torch.ones(4, 1, 16, 16))
+    assert ((cut == 0).flatten(1).sum(1) > 0).all()  # every image loses a square
+    with pytest.raises(ValueError, match="unknown \\['rotate'\\]"):
+        parse_policy("color,rotate")
+
+
+def test_space_experiment_turns_diffaugment_on(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "space"
+    folder.mkdir()
+    for i in range(40):
+        Image.new("RGB", (48, 40), (i * 5, 20, 80)).save(folder / f"{i}.png")
+    cfg = tiny_cfg("experiment=space", f"data.root={folder}", "metrics=none", "trainer.max_epochs=1",
+                   "data.batch_size=8", "data.image_size=32")  # fmt: skip
+    assert cfg.model.diffaugment == "color,translation,cutout"
+    train(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
