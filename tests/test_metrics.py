@@ -98,3 +98,59 @@ def test_default_run_has_no_metrics(tiny_cfg: Callable[..., DictConfig]) -> None
 def test_a_missing_weights_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"metrics.inception_weights='.*nope.pt' cannot be loaded as TorchScript"):
         load_extractor(str(tmp_path / "nope.pt"))
+
+
+def test_hparams_tab_gets_the_settings_and_final_metrics(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, tiny_weights: Path
+) -> None:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run = tmp_path / "run"
+    train(tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20",
+                   "trainer.max_epochs=1", "model.lr_g=3e-4"))  # fmt: skip
+    (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = session.session_start_info.hparams
+    assert hp["model.lr_g"].number_value == 3e-4 and hp["model.loss"].string_value == "bce"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    assert "val/fid" in {m.name.tag for m in experiment.experiment.metric_infos}
+    assert len(acc.Scalars("val/fid")) == 1  # the tab adds no extra point to the curve
+
+
+def test_optuna_search_composes_and_minimizes_val_fid() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(
+            "train", overrides=["hparams_search=optuna", "experiment=fashion_mnist"], return_hydra_config=True
+        )
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
+    assert cfg.optimized_metric == "val/fid" and "model.lr_g" in sweeper.params
+    assert cfg.metrics.num_fake == 10_000  # the experiment turns the metric on
+
+
+def test_an_optuna_sweep_runs_trials_and_reports_the_best_fid(tmp_path: Path, tiny_weights: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import TINY
+
+    repo = Path(__file__).resolve().parents[1]
+    tiny = [o for o in TINY if not o.startswith("trainer.max_epochs")]
+    args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "metrics=fid", "data.num_images=120",
+            f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20", "trainer.max_epochs=1", *tiny,
+            f"hydra.sweep.dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "dcgan_lit.train", *args], cwd=repo, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["best_value"] > 0 and "model.lr_g" in results["best_params"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1"]
