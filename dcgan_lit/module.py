@@ -40,6 +40,7 @@ class DCGAN(LightningModule):
         n_critic: D steps per G step (5 is usual with wgan-gp); each extra D step draws fresh fakes.
         gp_weight: the gradient penalty's weight, for wgan-gp.
         diffaugment: DiffAugment policy for every image D sees, e.g. "color,translation,cutout" ("" for none).
+        d_loss_weight: scales D's loss; 0.5 makes it (real + fake) / 2, as the fully connected GAN writes it.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class DCGAN(LightningModule):
         n_critic: int = 1,
         gp_weight: float = 10.0,
         diffaugment: str = "",
+        d_loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d"])
@@ -227,7 +229,7 @@ class DCGAN(LightningModule):
     def discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """D's loss on a real and a fake batch, and its logits on each."""
         d_real, d_fake = self.discriminator(self.augment(real)), self.discriminator(self.augment(fake))
-        loss = losses.d_loss(self.hparams.loss, d_real, d_fake, self.hparams.real_label)
+        loss = self.hparams.d_loss_weight * losses.d_loss(self.hparams.loss, d_real, d_fake, self.hparams.real_label)
         if self.hparams.loss == "wgan-gp":
             loss = loss + self.hparams.gp_weight * losses.gradient_penalty(self.discriminator, real, fake)
         return loss, d_real, d_fake

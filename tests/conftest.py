@@ -26,6 +26,9 @@ TINY: list[str] = [
 ]
 
 
+NON_DCGAN_EXPERIMENTS = ("experiment=mlp_gan", "experiment=dcgan_upsample")
+
+
 def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """conf/train.yaml with overrides, as `python -m dcgan_lit.train` would compose it."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
@@ -38,10 +41,12 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
         out = output_dir or tmp_path / "run"
-        groups = [o for o in overrides if o.startswith(("data=", "experiment=", "trainer="))]
+        groups = [o for o in overrides if o.startswith(("data=", "experiment=", "trainer=", "model="))]
         # Group choices go first so that the shrinking overrides apply to the chosen data set.
         data = [] if any(g.startswith(("data=", "experiment=")) for g in groups) else ["data.num_images=120"]
         tiny = [o for o in TINY if not (o.startswith("trainer=") and any(g.startswith("trainer=") for g in groups))]
+        if any(o.startswith("model=") or o in NON_DCGAN_EXPERIMENTS for o in overrides):  # no ngf/ndf there
+            tiny = [o for o in tiny if not o.startswith(("model.generator.ngf", "model.discriminator.ndf"))]
         rest = [o for o in overrides if o not in groups]
         paths = [f"paths.output_dir={out}", f"paths.data_dir={tmp_path / 'data'}"]
         return compose_train([*groups, *tiny, *data, *paths, *rest])

@@ -114,3 +114,20 @@ def test_space_experiment_turns_diffaugment_on(tiny_cfg: Callable[..., DictConfi
     assert cfg.model.diffaugment == "color,translation,cutout"
     train(cfg)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("model", ["mlp_gan", "dcgan_upsample"])
+def test_architecture_variants_train(tiny_cfg: Callable[..., DictConfig], tmp_path: Path, model: str) -> None:
+    train(tiny_cfg(f"model={model}", "data.nc=1", "trainer.max_epochs=1"))
+    ckpt = load(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 6 and ckpt["run_config"]["model"]["generator"]["_target_"].endswith(
+        {"mlp_gan": "MLPGenerator", "dcgan_upsample": "UpsampleGenerator"}[model]
+    )
+
+
+@pytest.mark.parametrize("name", ["mlp_gan", "dcgan_upsample"])
+def test_variant_experiments_compose(tiny_cfg: Callable[..., DictConfig], name: str) -> None:
+    cfg = tiny_cfg(f"experiment={name}", "data.image_size=32")
+    assert cfg.data.variant == "fashion_mnist" and cfg.data.nc == 1 and cfg.metrics is not None
+    if name == "mlp_gan":
+        assert (cfg.model.lr_g, cfg.model.lr_d, cfg.model.d_loss_weight) == (1e-4, 2e-4, 0.5)
