@@ -1,5 +1,8 @@
 """Errors the user can fix: the entry points print them as one line instead of a traceback."""
 
+import sys
+from typing import NoReturn
+
 
 class UserError(Exception):
     """Base class for bad configs, bad data locations and bad checkpoints."""
@@ -19,3 +22,9 @@ class CheckpointError(UserError):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the message names the batch and the loss."""
+
+
+def exit_with(error: BaseException, code: int = 2) -> NoReturn:
+    """Print `error` as one line on stderr and exit: a message to act on, not a traceback."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(code)

@@ -4,7 +4,6 @@ python -m dcgan_lit.evaluate ckpt_path=outputs/.../checkpoints/last.ckpt [metric
 """
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -13,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dcgan_lit.checkpoint_model import load_generator
-from dcgan_lit.errors import UserError
+from dcgan_lit.errors import UserError, exit_with
 from dcgan_lit.metrics.features import load_extractor
 from dcgan_lit.metrics.quality import KID_SUBSETS, cache_name, features, fid_kid, generated, real_features
 
@@ -58,8 +57,7 @@ def main(cfg: DictConfig) -> None:
     try:
         report = run(cfg)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(e)
     out = Path(cfg.out or f"{cfg.ckpt_path}.eval.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     kid = report["kid"]

@@ -6,7 +6,6 @@ python -m dcgan_lit.generate ckpt_path=... mode=export out=g.pt        # loads w
 """
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
 from dcgan_lit.checkpoint_model import load_generator
-from dcgan_lit.errors import ConfigError, UserError
+from dcgan_lit.errors import ConfigError, UserError, exit_with
 
 MODES = ("grid", "interpolate", "export")
 
@@ -83,8 +82,7 @@ def main(cfg: DictConfig) -> None:
     try:
         written = run(cfg)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(e)
     for path in written:
         print(f"wrote {path}")
 
