@@ -154,3 +154,16 @@ def test_an_optuna_sweep_runs_trials_and_reports_the_best_fid(tmp_path: Path, ti
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert results["best_value"] > 0 and "model.lr_g" in results["best_params"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1"]
+
+
+def test_without_weights_offline_the_download_path_fails_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    import torchmetrics.image.fid as tm_fid
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tm_fid, "NoTrainInceptionV3", offline)  # what torch-fidelity's download does offline
+    with pytest.raises(Exception, match=r"torchmetrics' FID Inception is unavailable .*make fid-weights"):
+        load_extractor(None)
