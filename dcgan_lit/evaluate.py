@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.errors import UserError, exit_with
 from dcgan_lit.metrics.features import load_extractor
-from dcgan_lit.metrics.quality import KID_SUBSETS, cache_name, features, fid_kid, generated, real_features
+from dcgan_lit.metrics.quality import KID_SUBSETS, features, fid_kid, generated, real_split, real_split_features
 
 
 def run(cfg: DictConfig) -> dict:
@@ -29,8 +29,7 @@ def run(cfg: DictConfig) -> dict:
     dm.setup("fit")
     m = cfg.metrics
     extractor = load_extractor(m.inception_weights).to(device)
-    data_id = f"{type(dm).__name__}|{getattr(dm, 'root', '')}|{dm.image_size}|{dm.nc}|{len(dm.data_val)}"
-    real = real_features(extractor, dm.heldout_dataloader(), device, Path(m.cache_dir) / cache_name(data_id, extractor))
+    real = real_split_features(extractor, dm, device, Path(m.cache_dir))
     nz = run_config["model"]["nz"]
     fake = features(extractor, generated(generator, m.num_fake, nz, device, seed=cfg.seed), device)
     scores = fid_kid(extractor, real, fake, device)
@@ -41,7 +40,7 @@ def run(cfg: DictConfig) -> dict:
         "protocol": {
             "num_real": scores["num_real"],
             "num_fake": scores["num_fake"],
-            "real_split": f"{type(dm).__name__} held-out split ({data_id})",
+            "real_split": f"held-out split ({real_split(dm)})",
             "samples": f"G in eval mode, z ~ N(0, I) with seed {cfg.seed}, quantized to uint8",
             "resolution": dm.image_size,
             "extractor": extractor.name,

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.metrics.features import FIDFeatures, load_extractor
-from dcgan_lit.metrics.quality import cache_name, features, fid_kid, generated, real_features
+from dcgan_lit.metrics.quality import features, fid_kid, generated, real_split_features
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,7 @@ class SampleQuality(Callback):
     def score(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float | int]:
         device = pl_module.device
         extractor = self._extractor.to(device)
-        dm = trainer.datamodule
-        data_id = f"{type(dm).__name__}|{getattr(dm, 'root', '')}|{dm.image_size}|{dm.nc}|{len(dm.data_val)}"
-        real = real_features(
-            extractor, dm.heldout_dataloader(), device, self.cache_dir / cache_name(data_id, extractor)
-        )
+        real = real_split_features(extractor, trainer.datamodule, device, self.cache_dir)
         sampler = getattr(pl_module, "sampling_generator", lambda: pl_module.generator)()
         fake = features(extractor, generated(sampler, self.num_fake, pl_module.hparams.nz, device), device)
         return fid_kid(extractor, real, fake, device)

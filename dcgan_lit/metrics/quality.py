@@ -57,8 +57,15 @@ def real_features(extractor: FIDFeatures, batches: Iterable[Tensor], device: tor
     return feats
 
 
-def cache_name(data_id: str, extractor: FIDFeatures) -> str:
-    return f"real-{hashlib.sha256(f'{data_id}|{extractor.name}'.encode()).hexdigest()[:16]}.pt"
+def real_split(dm: object) -> str:
+    """Names the held-out split a data module serves: class, root, resolution, channels and size."""
+    return f"{type(dm).__name__}|{getattr(dm, 'root', '')}|{dm.image_size}|{dm.nc}|{len(dm.data_val)}"
+
+
+def real_split_features(extractor: FIDFeatures, dm: object, device: torch.device, cache_dir: Path) -> Tensor:
+    """Features of a set-up data module's held-out images, cached per split and extractor in `cache_dir`."""
+    key = hashlib.sha256(f"{real_split(dm)}|{extractor.name}".encode()).hexdigest()[:16]
+    return real_features(extractor, dm.heldout_dataloader(), device, cache_dir / f"real-{key}.pt")
 
 
 def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.device) -> dict[str, float | int]:
