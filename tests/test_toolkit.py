@@ -131,3 +131,22 @@ def test_variant_experiments_compose(tiny_cfg: Callable[..., DictConfig], name: 
     assert cfg.data.variant == "fashion_mnist" and cfg.data.nc == 1 and cfg.metrics is not None
     if name == "mlp_gan":
         assert (cfg.model.lr_g, cfg.model.lr_d, cfg.model.d_loss_weight) == (1e-4, 2e-4, 0.5)
+
+
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("dcgan_k5", "model.generator.kernel_size", 5),
+        ("dcgan_dropout", "model.discriminator.dropout", 0.3),
+        ("dcgan_bn_first", "model.discriminator.first_batch_norm", True),
+    ],
+)
+def test_each_architecture_variant_has_an_experiment(
+    tiny_cfg: Callable[..., DictConfig], name: str, key: str, value: object
+) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = tiny_cfg(f"experiment={name}")
+    assert OmegaConf.select(cfg, key) == value and cfg.data.variant == "fashion_mnist"
+    if name == "dcgan_k5":
+        assert cfg.model.discriminator.kernel_size == 5  # D follows G
