@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dcgan_lit.checkpoint_model import load_generator
-from dcgan_lit.errors import UserError, exit_with
+from dcgan_lit.errors import CheckpointError, UserError, exit_with
 from dcgan_lit.metrics.features import load_extractor
 from dcgan_lit.metrics.quality import KID_SUBSETS, features, fid_kid, generated, real_split, real_split_features
 
@@ -24,6 +24,15 @@ def run(cfg: DictConfig) -> dict:
     generator, run_config = load_generator(cfg.ckpt_path, device)
     data_cfg = cfg.data if cfg.get("data") else OmegaConf.create(run_config["data"])
     dm = instantiate(data_cfg)
+    # Fakes and reals must share a resolution and channel count, or FID compares different things without a word.
+    model_cfg = run_config["model"]
+    differs = [
+        f"{key}={model_cfg[key]!r} in the checkpoint but data.{key}={getattr(dm, key)!r}"
+        for key in ("image_size", "nc")
+        if model_cfg.get(key) is not None and model_cfg[key] != getattr(dm, key)
+    ]
+    if differs:
+        raise CheckpointError(f"ckpt_path={cfg.ckpt_path!r} does not fit this data: {'; '.join(differs)}.")
     if hasattr(dm, "prepare_data"):
         dm.prepare_data()
     dm.setup("fit")

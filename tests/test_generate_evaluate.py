@@ -83,3 +83,12 @@ def test_generate_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> Non
     assert (
         proc.returncode == 2 and proc.stderr.strip().startswith("error: ckpt_path=") and "Traceback" not in proc.stderr
     )
+
+
+def test_evaluate_refuses_data_of_another_resolution(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:  # noqa: F811
+    args = [f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "data=synthetic",
+            "data.image_size=64", "data.num_images=50", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    proc = cli("evaluate", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "does not fit this data: image_size=32 in the checkpoint but data.image_size=64" in last
