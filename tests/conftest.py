@@ -29,6 +29,13 @@ TINY: list[str] = [
 NON_DCGAN_EXPERIMENTS = ("experiment=mlp_gan", "experiment=dcgan_upsample")
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint as generate and evaluate read it: plain tensors and numbers only (weights_only)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """conf/train.yaml with overrides, as `python -m dcgan_lit.train` would compose it."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):

@@ -17,12 +17,9 @@ from omegaconf import DictConfig
 from dcgan_lit.cuda_graph_step import cuda_graph_blocker, use_cuda_graph
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.train import train
+from tests.conftest import load_checkpoint as load
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_auto_is_off_and_true_is_refused_where_graphs_cannot_run() -> None:

@@ -17,10 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dcgan_lit.data.device_cache import IndexDataset, is_index_batch
 from dcgan_lit.data.folder import FolderDataModule
 from dcgan_lit.train import train
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+from tests.conftest import load_checkpoint as load
 
 
 def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:

@@ -19,14 +19,11 @@ from dcgan_lit.checkpoint_io import AtomicCheckpointIO
 from dcgan_lit.errors import CheckpointError
 from dcgan_lit.train import EXIT_INTERRUPTED, train
 from tests.conftest import TINY
+from tests.conftest import load_checkpoint as load
 
 REPO = Path(__file__).resolve().parents[1]
 # 108 training images in batches of 16: 6 batches an epoch, 2 epochs.
 RUN = ["data.num_images=120", "trainer.limit_train_batches=6", "trainer.max_epochs=2", "seed=7"]
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def start_cli(out: Path, *overrides: str) -> subprocess.Popen:

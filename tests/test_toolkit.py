@@ -11,10 +11,7 @@ from dcgan_lit import losses
 from dcgan_lit.diffaugment import cutout, diff_augment, parse_policy
 from dcgan_lit.nets.discriminator import Discriminator
 from dcgan_lit.train import train
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+from tests.conftest import load_checkpoint as load
 
 
 def test_loss_values_at_known_points() -> None:

@@ -10,6 +10,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dcgan_lit.train import train
+from tests.conftest import load_checkpoint as load
 
 SCALARS = {"train/d_loss", "train/g_loss", "train/D_x", "train/D_G_z1", "train/D_G_z2"}
 
@@ -20,10 +21,6 @@ def events(run: Path) -> EventAccumulator:
     acc = EventAccumulator(str(files[0]), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     return acc
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_tiny_run_writes_checkpoint_tensorboard_and_grids(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
