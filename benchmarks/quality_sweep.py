@@ -1,0 +1,169 @@
+"""Which preset gives the best FID? Trains presets x seeds side by side on one GPU and tabulates val/fid.
+
+    python benchmarks/quality_sweep.py --weights data/fid/default_1.pt                   # every preset, seeds 1 999
+    python benchmarks/quality_sweep.py --weights W --presets hinge_sn_ema_b64,ema_b64 --seeds 1 --parallel 4
+
+Each (preset, seed) is a real `python -m dcgan_lit.train` run with the presets file's protocol (by default
+benchmarks/quality_presets.yaml: experiment=fashion_mnist trainer=gpu, 15 epochs, FID-10k at epochs 5, 10 and
+15), the preset's overrides, `seed=S` and `metrics.inception_weights=W`, in OUT/<preset>/seed<S>/. Up to
+--parallel runs share the GPU at once: one run of the 28 MB Fashion-MNIST model leaves most of an H100 idle.
+Overrides after `--` go to every run. A run that fails is reported with its log's last line; the others go on.
+
+The scores are read back from each run's TensorBoard events (val/fid, val/kid at the epoch they were logged)
+and written to OUT/quality.json and OUT/quality.md: a row per run, then the mean over seeds of each preset.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS_FILE = Path(__file__).resolve().parent / "quality_presets.yaml"
+
+
+@dataclass
+class Run:
+    preset: str
+    seed: int
+    overrides: list[str]
+    dir: Path
+    returncode: int | None = None
+    seconds: float = 0.0
+    error: str = ""
+    scores: dict[int, dict[str, float]] = field(default_factory=dict)  # epoch (1-based) -> {"fid", "kid"}
+
+    @property
+    def final_fid(self) -> float | None:
+        return self.scores[max(self.scores)]["fid"] if self.scores else None
+
+
+def expand(name: str, presets: dict[str, list[str]], trail: tuple[str, ...] = ()) -> list[str]:
+    """A preset's overrides, with the names of other presets in it replaced by their overrides."""
+    if name not in presets:
+        raise SystemExit(f"error: no preset {name!r} in the presets file; known: {', '.join(presets)}")
+    if name in trail:
+        raise SystemExit(f"error: presets refer to each other in a loop: {' -> '.join([*trail, name])}")
+    out: list[str] = []
+    for item in presets[name] or []:
+        out += expand(item, presets, (*trail, name)) if item in presets else [str(item)]
+    return out
+
+
+def plan(
+    protocol: list[str], presets: dict[str, list[str]], names: list[str], seeds: list[int], extra: list[str], out: Path
+) -> list[Run]:
+    """One Run per (preset, seed), with every override it will get, in the order they are listed."""
+    runs = []
+    for name in names:
+        overrides = [*protocol, *expand(name, presets)]
+        for seed in seeds:
+            runs.append(Run(name, seed, [*overrides, f"seed={seed}", *extra], out / name / f"seed{seed}"))
+    return runs
+
+
+def launch(runs: list[Run], parallel: int) -> None:
+    """Runs them, at most `parallel` at a time, each logging to <dir>/train.log."""
+    # Split the CPU between the runs rather than have each one spawn a thread per core.
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": str(REPO)}
+    pending, active = list(runs), []
+    while pending or active:
+        while pending and len(active) < parallel:
+            run = pending.pop(0)
+            run.dir.mkdir(parents=True, exist_ok=True)
+            log = open(run.dir / "train.log", "w")
+            cmd = [sys.executable, "-m", "dcgan_lit.train", *run.overrides, f"hydra.run.dir={run.dir}"]
+            print(f"start {run.preset} seed {run.seed}: {' '.join(cmd[2:])}", flush=True)
+            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            active.append((run, proc, log, time.perf_counter()))
+        time.sleep(0.5)
+        for item in [a for a in active if a[1].poll() is not None]:
+            run, proc, log, start = item
+            log.close()
+            active.remove(item)
+            run.returncode, run.seconds = proc.returncode, time.perf_counter() - start
+            if run.returncode:
+                lines = (run.dir / "train.log").read_text(errors="replace").strip().splitlines()
+                run.error = lines[-1] if lines else f"exit code {run.returncode}"
+            print(f"done  {run.preset} seed {run.seed}: exit {run.returncode} in {run.seconds:.0f} s", flush=True)
+
+
+def read_scores(run_dir: Path) -> dict[int, dict[str, float]]:
+    """{epoch: {"fid": x, "kid": y}} from the run's TensorBoard events; Lightning logs `epoch` at the same step."""
+    scores: dict[int, dict[str, float]] = {}
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        tags = acc.Tags()["scalars"]
+        if "val/fid" not in tags:
+            continue
+        epoch_at = {e.step: int(e.value) for e in acc.Scalars("epoch")}
+        for name in ("fid", "kid"):
+            for e in acc.Scalars(f"val/{name}") if f"val/{name}" in tags else []:
+                scores.setdefault(epoch_at[e.step] + 1, {})[name] = e.value
+    return scores
+
+
+def table(runs: list[Run]) -> str:
+    """Markdown: FID per scored epoch for each run, then each preset's mean final FID over its seeds."""
+    epochs = sorted({epoch for run in runs for epoch in run.scores})
+    head = ["preset", "seed", *(f"FID @{e} ep" for e in epochs), "KID (last)", "wall time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        if run.returncode:
+            cells = [f"failed: {run.error[:120]}", *[""] * len(epochs)]
+        else:
+            cells = [f"{run.scores[e]['fid']:.1f}" if e in run.scores else "" for e in epochs]
+            cells.append(f"{run.scores[max(run.scores)].get('kid', float('nan')):.4f}" if run.scores else "")
+        lines.append(f"| {run.preset} | {run.seed} | " + " | ".join([*cells, f"{run.seconds:.0f} s"]) + " |")
+    lines += ["", "| preset | mean final FID | seeds |", "|---|---|---|"]
+    for preset in dict.fromkeys(run.preset for run in runs):
+        finals = [run.final_fid for run in runs if run.preset == preset and run.final_fid is not None]
+        mean = f"{sum(finals) / len(finals):.1f}" if finals else "n/a"
+        lines.append(f"| {preset} | {mean} | {len(finals)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, help="TF-Inception TorchScript (make fid-weights)")
+    parser.add_argument("--presets", default="all", help="comma-separated preset names, or all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 999])
+    parser.add_argument("--parallel", type=int, default=4, help="runs sharing the GPU at once")
+    parser.add_argument("--presets-file", type=Path, default=PRESETS_FILE)
+    parser.add_argument("--protocol", nargs="+", help="overrides that replace the presets file's protocol")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "quality_sweep")
+    args = parser.parse_args(argv)
+
+    spec = yaml.safe_load(args.presets_file.read_text())
+    presets = spec["presets"]
+    names = list(presets) if args.presets == "all" else [n for n in args.presets.split(",") if n]
+    weights = [f"metrics.inception_weights={args.weights.resolve()}"] if args.weights else []
+    runs = plan(args.protocol or spec["protocol"], presets, names, args.seeds, [*weights, *extra], args.out)
+    launch(runs, args.parallel)
+    for run in runs:
+        run.scores = read_scores(run.dir) if run.returncode == 0 else {}
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = table(runs)
+    (args.out / "quality.md").write_text(report)
+    fields = ("preset", "seed", "overrides", "returncode", "seconds", "error", "scores")
+    records = [{k: str(v) if isinstance(v, Path) else v for k, v in vars(run).items() if k in fields} for run in runs]
+    (args.out / "quality.json").write_text(json.dumps(records, indent=2) + "\n")
+    print(report + f"written: {args.out / 'quality.md'}, {args.out / 'quality.json'}")
+    return 1 if any(run.returncode for run in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""benchmarks/quality_sweep.py: presets x seeds as real training runs, scores read back into one table."""
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY, compose_train
+from tests.test_metrics import tiny_weights  # noqa: F401  (a fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_sweep():
+    spec = importlib.util.spec_from_file_location("quality_sweep", REPO / "benchmarks" / "quality_sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quality_sweep"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_shipped_preset_composes_with_the_protocol() -> None:
+    sweep = load_sweep()
+    spec = yaml.safe_load(sweep.PRESETS_FILE.read_text())
+    for name in spec["presets"]:
+        cfg = compose_train([*spec["protocol"], *sweep.expand(name, spec["presets"])])
+        assert cfg.trainer.max_epochs == 15 and cfg.metrics.num_fake == 10_000, name
+    b64 = sweep.expand("hinge_sn_ema_b64", spec["presets"])
+    assert "model.loss=hinge" in b64 and b64[-1] == "data.batch_size=64"  # a named preset expands in place
+
+
+def test_preset_names_that_are_unknown_or_loop_are_refused() -> None:
+    sweep = load_sweep()
+    with pytest.raises(SystemExit, match=r"no preset 'c' in the presets file; known: a, b"):
+        sweep.expand("c", {"a": [], "b": []})
+    with pytest.raises(SystemExit, match=r"refer to each other in a loop: a -> b -> a"):
+        sweep.expand("a", {"a": ["b"], "b": ["a", "x=1"]})
+
+
+def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path, tiny_weights: Path) -> None:  # noqa: F811
+    sweep = load_sweep()
+    presets = tmp_path / "presets.yaml"
+    presets.write_text(yaml.safe_dump({
+        "protocol": ["data=synthetic", "metrics=fid", "trainer=cpu"],
+        "presets": {"plain": [], "hinge": ["plain", "model.loss=hinge"], "bad": ["model.loss=nope"]},
+    }))  # fmt: skip
+    tiny = [o for o in TINY if not o.startswith("trainer=")]
+    extra = [*tiny, "data.num_images=120", "metrics.num_fake=40", "metrics.every_n_epochs=1",
+             f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    out = tmp_path / "sweep"
+    args = ["--presets-file", str(presets), "--weights", str(tiny_weights), "--seeds", "1", "--parallel", "2"]
+    code = sweep.main([*args, "--out", str(out), "--", *extra])
+
+    assert code == 1  # one run failed
+    records = {r["preset"]: r for r in json.loads((out / "quality.json").read_text())}
+    for name in ("plain", "hinge"):
+        # The FIDs the run itself logged, at epochs 1 and 2, are the ones in the table.
+        log = (out / name / "seed1" / "train.log").read_text()
+        logged = [float(x) for x in re.findall(r"epoch \d+: FID ([\d.]+)", log)]
+        scores = records[name]["scores"]
+        assert [round(scores[e]["fid"], 2) for e in ("1", "2")] == logged and len(logged) == 2
+    assert "model.loss=hinge" in records["hinge"]["overrides"] and "seed=1" in records["hinge"]["overrides"]
+    assert "model.loss='nope': must be one of" in records["bad"]["error"] and records["bad"]["scores"] == {}
+
+    report = (out / "quality.md").read_text()
+    assert "| preset | seed | FID @1 ep | FID @2 ep | KID (last) | wall time |" in report
+    plain_final = records["plain"]["scores"]["2"]["fid"]
+    assert f"| plain | {plain_final:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
