@@ -140,3 +140,14 @@ def test_every_experiment_trains_a_step(experiment: str, tiny_cfg: Callable[...,
         write_idx(tmp_path / "fm", digits(40, 0), digits(10, 1), gz=True)
         extra = [f"data.root={tmp_path / 'fm'}", "data.search_dirs=[]", "data.download=false"]
     train(tiny_cfg(f"experiment={experiment}", "+trainer.fast_dev_run=2", "data.batch_size=4", *extra))
+
+
+def test_the_readme_names_every_config_group_and_option() -> None:
+    import re
+
+    readme = (CONF_DIR.parent / "README.md").read_text()
+    listing = " ".join(readme[readme.index("The config groups:") :].split("Print the composed config")[0].split())
+    for group in sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("paths", "hydra")):
+        named = re.search(rf"`{group}/` \(([^)]*)\)", listing)
+        assert named, f"README's config group list lacks {group}/"
+        assert sorted(o.strip() for o in named.group(1).split(",")) == options(group), group
