@@ -79,6 +79,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     steps = {}
     if cfg.trainer.get("max_steps", -1) not in (None, -1):
         steps["max_steps"] = cfg.trainer.max_steps * model.optimizer_steps_per_batch
+        # Lightning's own "`max_steps=N` reached" line shows its count; say why it is not the one typed.
+        info(
+            f"trainer.max_steps={cfg.trainer.max_steps} batches: Lightning counts {steps['max_steps']} "
+            f"optimizer steps ({model.optimizer_steps_per_batch} per batch)"
+        )
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **steps)
 
     info(f"run folder: {cfg.paths.output_dir}")

@@ -1,9 +1,11 @@
 """The real train() on a tiny config: files on disk, TensorBoard content, resuming."""
 
 import csv
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 from omegaconf import DictConfig
 from PIL import Image
@@ -108,10 +110,12 @@ def test_callback_metrics_hold_the_last_batch_even_between_log_steps(tiny_cfg: C
 
 
 def test_max_steps_counts_batches_not_lightnings_optimizer_steps(
-    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     run = tmp_path / "run"
-    train(tiny_cfg("trainer.max_steps=4", "trainer.max_epochs=100", "trainer.limit_train_batches=3"))
+    with caplog.at_level(logging.INFO, logger="dcgan_lit.train"):
+        train(tiny_cfg("trainer.max_steps=4", "trainer.max_epochs=100", "trainer.limit_train_batches=3"))
+    assert "trainer.max_steps=4 batches: Lightning counts 8 optimizer steps (2 per batch)" in caplog.text
     ckpt = load(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 8  # 4 batches x (D step + G step)
     assert [e.step for e in events(run).Scalars("train/g_loss")] == [0, 1, 2, 3]  # 4 G updates
