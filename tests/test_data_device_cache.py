@@ -120,6 +120,28 @@ def test_folder_cache_matches_streaming_and_is_keyed_by_files_and_transform(phot
     assert not list(cache_dir.glob("*.tmp.npy"))  # no temporary left behind
 
 
+def test_start_up_stats_each_file_once_for_both_cache_keys(
+    photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dcgan_lit.data.preprocess as preprocess
+
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path).startswith(os.path.join(str(photo_folder), "")):
+            stats.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(preprocess.os, "stat", counting_stat)
+    dm = FolderDataModule(root=str(photo_folder), cache_dir=str(tmp_path / "cache"), image_size=16, nc=3,
+                          batch_size=4, gpu_cache=True, preprocess_workers=0)  # fmt: skip
+    dm.prepare_data()
+    dm.setup("fit")
+    # Slow on network disks: the bad-file check and the decode cache share one stat per file.
+    assert dm.device_images is not None and sorted(stats) == sorted(str(p) for p in photo_folder.iterdir())
+
+
 def test_over_budget_falls_back_to_streaming_with_one_log_line(
     tiny_cfg: Callable[..., DictConfig], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,12 +26,12 @@ def check_image(path: str) -> str | None:
         return f"{type(e).__name__}: {e}"
 
 
-def unreadable_images(files: list[Path], root: Path, cache_dir: Path) -> dict[str, str]:
-    """{path: reason} for the files that cannot be decoded, cached per file list (names, sizes, mtimes)."""
-    record = cache_dir / f"{root.name or 'root'}-check-{cache_key(files, root, {'check': 1})}.json"
+def unreadable_images(signatures: dict[str, str], root: Path, cache_dir: Path) -> dict[str, str]:
+    """{path: reason} for the files that cannot be decoded, cached per file list (file_signatures of the files)."""
+    record = cache_dir / f"{root.name or 'root'}-check-{cache_key(signatures.values(), {'check': 1})}.json"
     if record.is_file():
         return json.loads(record.read_text())
-    paths = [str(f) for f in files]
+    paths = list(signatures)
     if len(paths) < _IN_PROCESS_BELOW:
         reasons = list(map(check_image, paths))
     else:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,22 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
 
 
-def cache_key(files: list[Path], root: Path, transform: dict) -> str:
-    """A short hash of the file list (relative path, size, mtime) and the transform's settings."""
-    h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **transform}, sort_keys=True).encode())
+def file_signatures(files: list[Path], root: Path) -> dict[str, str]:
+    """{path: relative path, size and mtime}: what the cache keys hash, one stat per file (slow on network disks)."""
     prefix = os.path.join(str(root), "")
+    out = {}
     for f in map(str, files):
         st = os.stat(f)
         rel = f[len(prefix) :] if f.startswith(prefix) else os.path.relpath(f, root)
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        out[f] = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n"
+    return out
+
+
+def cache_key(signatures: Iterable[str], transform: dict) -> str:
+    """A short hash of file signatures (see file_signatures) and the transform's settings."""
+    h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **transform}, sort_keys=True).encode())
+    for line in signatures:
+        h.update(line.encode())
     return h.hexdigest()[:16]
 
 
