@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from dcgan_lit import losses, rng_state
+from dcgan_lit.callbacks.ema import GeneratorEMA
 from dcgan_lit.callbacks.sample_grid import batches_seen
 from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
 from dcgan_lit.diffaugment import diff_augment, parse_policy
@@ -249,6 +250,8 @@ class DCGAN(LightningModule):
         for callback in trainer.callbacks if trainer is not None else []:
             # Lightning keeps the averaged copy of the whole module here; it has no public accessor.
             average = getattr(callback, "_average_model", None)
+            if isinstance(callback, GeneratorEMA) and average is not None:
+                return callback.averaged_generator(trainer, self.hparams.nz)  # BatchNorm statistics up to date
             if isinstance(callback, WeightAveraging) and average is not None:
                 return average.module.generator
         return self.generator

@@ -83,6 +83,44 @@ def test_ema_samples_and_checkpoints_use_the_averaged_generator(
     assert not torch.equal(ckpt["state_dict"][key], ckpt["current_model_state"][key])
 
 
+@pytest.mark.parametrize("bn_stats", ["averaged", "recomputed"])
+def test_ema_generator_batchnorm_statistics(tiny_cfg: Callable[..., DictConfig], tmp_path: Path, bn_stats: str) -> None:
+    from torch import nn
+
+    from dcgan_lit.checkpoint_model import load_generator
+
+    train(tiny_cfg("callbacks=ema", "callbacks.ema.decay=0.5", "trainer.max_epochs=2",
+                   f"callbacks.ema.bn_stats={bn_stats}", "callbacks.ema.bn_samples=96", "+callbacks.ema.bn_batch_size=32"))  # fmt: skip
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = load(path)
+    generator, _ = load_generator(str(path), torch.device("cpu"))  # what generate and evaluate sample from
+    bn = next(m for m in generator.modules() if isinstance(m, nn.BatchNorm2d))
+    stored = ckpt["state_dict"]["generator.main.1.running_mean"]
+    assert torch.equal(bn.running_mean, stored)
+    # The first BatchNorm's actual input mean over the 96 seeded z, by the checkpoint's averaged weights.
+    inputs: list[torch.Tensor] = []
+    hook = bn.register_forward_hook(lambda m, args, out: inputs.append(args[0]))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(3):
+            generator(torch.randn(32, 16, generator=gen))
+    hook.remove()
+    own_mean = torch.cat(inputs).mean(dim=(0, 2, 3))
+    live = ckpt["current_model_state"]["generator.main.1.running_mean"]
+    if bn_stats == "recomputed":
+        assert torch.allclose(stored, own_mean, atol=1e-5)  # statistics of the averaged weights themselves
+    else:
+        assert not torch.allclose(stored, own_mean, atol=1e-3)  # an average of the live G's statistics
+        assert not torch.equal(stored, live)
+
+
+def test_ema_bn_stats_must_be_known() -> None:
+    from dcgan_lit.callbacks.ema import GeneratorEMA
+
+    with pytest.raises(Exception, match=r"callbacks.ema.bn_stats='mean': must be one of averaged, recomputed"):
+        GeneratorEMA(bn_stats="mean")
+
+
 def test_diffaugment_is_differentiable_random_and_shape_preserving() -> None:
     x = (torch.rand(6, 3, 16, 16) * 2 - 1).requires_grad_()
     policy = parse_policy("color,translation,cutout")

@@ -1,0 +1,74 @@
+"""An exponential moving average of the weights (Lightning's EMAWeightAveraging) that G's samples come from."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import EMAWeightAveraging
+from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
+
+from dcgan_lit.errors import ConfigError
+
+BN_STATS = ("averaged", "recomputed")
+
+
+class GeneratorEMA(EMAWeightAveraging):
+    """Lightning's EMAWeightAveraging, with a choice of BatchNorm statistics for the averaged G.
+
+    Sample grids, FID/KID and the checkpoints' `state_dict` (so generate and evaluate) use the averaged G
+    (see `DCGAN.sampling_generator`). Its BatchNorm layers normalize with running statistics, which can be:
+
+    - `averaged`: averaged like the weights (torch's `use_buffers=True`). These are statistics of the live G's
+      activations over the last ~1/(1 - decay) steps, not of the averaged weights' own activations.
+    - `recomputed`: before each use, the averaged G runs on `bn_samples` fresh z in train mode and its
+      statistics are set from those activations (`torch.optim.swa_utils.update_bn`): the "standing statistics"
+      of Brock et al. (2019). The z come from a fixed seed, so training's random stream is untouched.
+
+    Args:
+        decay: the EMA decay per batch.
+        bn_stats: averaged or recomputed.
+        bn_samples: z drawn to recompute the statistics, in batches of `bn_batch_size`.
+        **kwargs: EMAWeightAveraging's other arguments (update_every_n_steps, update_starting_at_step, ...).
+    """
+
+    def __init__(
+        self,
+        decay: float = 0.999,
+        bn_stats: str = "averaged",
+        bn_samples: int = 8192,
+        bn_batch_size: int = 512,
+        **kwargs: Any,
+    ) -> None:
+        if bn_stats not in BN_STATS:
+            raise ConfigError(f"callbacks.ema.bn_stats={bn_stats!r}: must be one of {', '.join(BN_STATS)}.")
+        if bn_samples < 1 or bn_batch_size < 2:
+            raise ConfigError(
+                f"callbacks.ema.bn_samples={bn_samples}, bn_batch_size={bn_batch_size}: need >= 1 and >= 2 "
+                "(BatchNorm needs 2 samples per batch)."
+            )
+        super().__init__(decay=decay, use_buffers=True, **kwargs)
+        self.bn_stats, self.bn_samples, self.bn_batch_size = bn_stats, bn_samples, bn_batch_size
+        self._stats_step: int | None = None  # the global step the averaged G's statistics were computed at
+
+    def averaged_generator(self, trainer: Trainer, nz: int) -> nn.Module | None:
+        """The averaged G, its statistics brought up to date; None before fit has set it up."""
+        if self._average_model is None:
+            return None
+        generator = self._average_model.module.generator
+        if self.bn_stats == "recomputed" and self._stats_step != trainer.global_step:
+            update_bn(self._latents(nz, next(generator.parameters()).device), generator)
+            self._stats_step = trainer.global_step
+        return generator
+
+    def _latents(self, nz: int, device: torch.device) -> Iterator[Tensor]:
+        gen = torch.Generator(device=device).manual_seed(0)
+        for start in range(0, self.bn_samples, self.bn_batch_size):
+            size = min(self.bn_batch_size, self.bn_samples - start)
+            yield torch.randn(max(size, 2), nz, device=device, generator=gen)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        # The checkpoint's state_dict is the averaged model: generate and evaluate sample with its statistics.
+        self.averaged_generator(trainer, pl_module.hparams.nz)
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
