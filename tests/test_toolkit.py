@@ -89,8 +89,8 @@ def test_ema_generator_batchnorm_statistics(tiny_cfg: Callable[..., DictConfig],
 
     from dcgan_lit.checkpoint_model import load_generator
 
-    train(tiny_cfg("callbacks=ema", "callbacks.ema.decay=0.5", "trainer.max_epochs=2",
-                   f"callbacks.ema.bn_stats={bn_stats}", "callbacks.ema.bn_samples=96", "+callbacks.ema.bn_batch_size=32"))  # fmt: skip
+    ema = [f"callbacks.ema.bn_stats={bn_stats}", "callbacks.ema.bn_samples=96", "callbacks.ema.bn_batch_size=32"]
+    train(tiny_cfg("callbacks=ema", "callbacks.ema.decay=0.5", "trainer.max_epochs=2", *ema))
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt = load(path)
     generator, _ = load_generator(str(path), torch.device("cpu"))  # what generate and evaluate sample from
