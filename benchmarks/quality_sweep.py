@@ -7,7 +7,8 @@ Each (preset, seed) is a real `python -m dcgan_lit.train` run with the presets f
 benchmarks/quality_presets.yaml: experiment=fashion_mnist trainer=gpu, 15 epochs, FID-10k at epochs 5, 10 and
 15), the preset's overrides, `seed=S` and `metrics.inception_weights=W`, in OUT/<preset>/seed<S>/. Up to
 --parallel runs share the GPU at once: one run of the 28 MB Fashion-MNIST model leaves most of an H100 idle.
-Overrides after `--` go to every run. A run that fails is reported with its log's last line; the others go on.
+Overrides after `--` go to every run. The data set is downloaded (or checked) once, before the runs start.
+A run that fails is reported with its log's last line; the others go on.
 
 The scores are read back from each run's TensorBoard events (val/fid, val/kid at the epoch they were logged)
 and written to OUT/quality.json and OUT/quality.md: a row per run, then the mean over seeds of each preset.
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dcgan_lit.errors import UserError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS_FILE = Path(__file__).resolve().parent / "quality_presets.yaml"
@@ -67,6 +71,21 @@ def plan(
         for seed in seeds:
             runs.append(Run(name, seed, [*overrides, f"seed={seed}", *extra], out / name / f"seed{seed}"))
     return runs
+
+
+def prepare_data(overrides: list[str]) -> None:
+    """Download (or check) the data once, before parallel runs would each download it into the same folder."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=overrides)
+    here = os.getcwd()
+    os.chdir(REPO)  # where the runs start, so relative data paths mean the same folder
+    try:
+        instantiate(cfg.data).prepare_data()
+    finally:
+        os.chdir(here)
 
 
 def launch(runs: list[Run], parallel: int) -> None:
@@ -151,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     names = list(presets) if args.presets == "all" else [n for n in args.presets.split(",") if n]
     weights = [f"metrics.inception_weights={args.weights.resolve()}"] if args.weights else []
     runs = plan(args.protocol or spec["protocol"], presets, names, args.seeds, [*weights, *extra], args.out)
+    try:
+        prepare_data([*(args.protocol or spec["protocol"]), *extra])
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
     launch(runs, args.parallel)
     for run in runs:
         run.scores = read_scores(run.dir) if run.returncode == 0 else {}

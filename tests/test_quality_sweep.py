@@ -70,3 +70,15 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     assert "| preset | seed | FID @1 ep | FID @2 ep | KID (last) | wall time |" in report
     plain_final = records["plain"]["scores"]["2"]["fid"]
     assert f"| plain | {plain_final:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
+
+
+def test_the_data_is_checked_once_before_any_run_starts(tmp_path: Path) -> None:
+    sweep = load_sweep()
+    presets = tmp_path / "presets.yaml"
+    presets.write_text(yaml.safe_dump({"protocol": ["data=mnist", "trainer=cpu"], "presets": {"plain": []}}))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--presets-file", str(presets), "--seeds", "1", "--out", str(tmp_path / "sweep")]
+    with pytest.raises(SystemExit, match=rf"error: data.root='{empty}': no mnist IDX files in .*data.download=false"):
+        sweep.main([*args, "--", f"data.root={empty}", "data.download=false"])
+    assert not (tmp_path / "sweep" / "plain").exists()  # no run was started
