@@ -107,7 +107,14 @@ def test_celeba_layout_through_the_real_config(tiny_cfg: Callable[..., DictConfi
 
 def test_split_is_reproducible_and_disjoint(mixed_folder: Path) -> None:
     def split() -> tuple[set[Path], set[Path]]:
-        dm = FolderDataModule(str(mixed_folder), val_fraction=0.3, split_seed=1, image_size=16, batch_size=2)
+        dm = FolderDataModule(
+            str(mixed_folder),
+            val_fraction=0.3,
+            split_seed=1,
+            image_size=16,
+            batch_size=2,
+            cache_dir=str(mixed_folder.parent / "cache"),
+        )
         dm.setup("fit")
         files = dm.data_train.dataset.files
         return {files[i] for i in dm.data_train.indices}, {files[i] for i in dm.data_val.indices}
@@ -142,7 +149,7 @@ def test_celeba_missing_says_where_to_get_it(tiny_cfg: Callable[..., DictConfig]
 
 
 def test_batch_larger_than_the_data_is_refused(mixed_folder: Path) -> None:
-    dm = FolderDataModule(str(mixed_folder), image_size=16, batch_size=64)
+    dm = FolderDataModule(str(mixed_folder), image_size=16, batch_size=64, cache_dir=str(mixed_folder.parent / "c"))
     with pytest.raises(Exception, match=r"data.batch_size=64 is larger than the 9 training images"):
         dm.setup("fit")
 
