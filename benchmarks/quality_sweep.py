@@ -12,6 +12,7 @@ A run that fails is reported with its log's last line; the others go on.
 
 The scores are read back from each run's TensorBoard events (val/fid, val/kid at the epoch they were logged)
 and written to OUT/quality.json and OUT/quality.md: a row per run, then the mean over seeds of each preset.
+Each row also has the run's steady img/s from its throughput.json (the FID passes fall inside that time).
 """
 
 import argparse
@@ -43,6 +44,7 @@ class Run:
     seconds: float = 0.0
     error: str = ""
     scores: dict[int, dict[str, float]] = field(default_factory=dict)  # epoch (1-based) -> {"fid", "kid"}
+    images_per_sec: float | None = None  # steady-state training throughput, from the run's throughput.json
 
     @property
     def final_fid(self) -> float | None:
@@ -134,14 +136,15 @@ def read_scores(run_dir: Path) -> dict[int, dict[str, float]]:
 def table(runs: list[Run]) -> str:
     """Markdown: FID per scored epoch for each run, then each preset's mean final FID over its seeds."""
     epochs = sorted({epoch for run in runs for epoch in run.scores})
-    head = ["preset", "seed", *(f"FID @{e} ep" for e in epochs), "KID (last)", "wall time"]
+    head = ["preset", "seed", *(f"FID @{e} ep" for e in epochs), "KID (last)", "img/s", "wall time"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run in runs:
         if run.returncode:
-            cells = [f"failed: {run.error[:120]}", *[""] * len(epochs)]
+            cells = [f"failed: {run.error[:120]}", *[""] * (len(epochs) + 1)]
         else:
             cells = [f"{run.scores[e]['fid']:.1f}" if e in run.scores else "" for e in epochs]
             cells.append(f"{run.scores[max(run.scores)].get('kid', float('nan')):.4f}" if run.scores else "")
+            cells.append(f"{run.images_per_sec:,.0f}" if run.images_per_sec else "")
         lines.append(f"| {run.preset} | {run.seed} | " + " | ".join([*cells, f"{run.seconds:.0f} s"]) + " |")
     lines += ["", "| preset | mean final FID | seeds |", "|---|---|---|"]
     for preset in dict.fromkeys(run.preset for run in runs):
@@ -176,12 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {e}") from None
     launch(runs, args.parallel)
     for run in runs:
-        run.scores = read_scores(run.dir) if run.returncode == 0 else {}
+        if run.returncode == 0:
+            run.scores = read_scores(run.dir)
+            throughput = run.dir / "throughput.json"
+            if throughput.is_file():
+                run.images_per_sec = json.loads(throughput.read_text())["steady_images_per_sec"]
 
     args.out.mkdir(parents=True, exist_ok=True)
     report = table(runs)
     (args.out / "quality.md").write_text(report)
-    fields = ("preset", "seed", "overrides", "returncode", "seconds", "error", "scores")
+    fields = ("preset", "seed", "overrides", "returncode", "seconds", "error", "scores", "images_per_sec")
     records = [{k: str(v) if isinstance(v, Path) else v for k, v in vars(run).items() if k in fields} for run in runs]
     (args.out / "quality.json").write_text(json.dumps(records, indent=2) + "\n")
     print(report + f"written: {args.out / 'quality.md'}, {args.out / 'quality.json'}")

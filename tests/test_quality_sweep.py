@@ -23,12 +23,15 @@ def load_sweep():
     return module
 
 
-def test_every_shipped_preset_composes_with_the_protocol() -> None:
+@pytest.mark.parametrize("presets_file, epochs", [("quality_presets.yaml", 15), ("speed_presets.yaml", 5)])
+def test_every_shipped_preset_composes_with_the_protocol(presets_file: str, epochs: int) -> None:
     sweep = load_sweep()
-    spec = yaml.safe_load(sweep.PRESETS_FILE.read_text())
+    spec = yaml.safe_load((REPO / "benchmarks" / presets_file).read_text())
     for name in spec["presets"]:
         cfg = compose_train([*spec["protocol"], *sweep.expand(name, spec["presets"])])
-        assert cfg.trainer.max_epochs == 15 and cfg.metrics.num_fake == 10_000, name
+        assert cfg.trainer.max_epochs == epochs and cfg.metrics.num_fake == 10_000, name
+    if presets_file == "speed_presets.yaml":
+        return
     b64 = sweep.expand("hinge_sn_ema_b64", spec["presets"])
     assert "model.loss=hinge" in b64 and b64[-1] == "data.batch_size=64"  # a named preset expands in place
 
@@ -50,7 +53,7 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     }))  # fmt: skip
     tiny = [o for o in TINY if not o.startswith("trainer=")]
     extra = [*tiny, "data.num_images=120", "metrics.num_fake=40", "metrics.every_n_epochs=1",
-             f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+             "callbacks.throughput.warmup_batches=1", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     out = tmp_path / "sweep"
     args = ["--presets-file", str(presets), "--weights", str(tiny_weights), "--seeds", "1", "--parallel", "2"]
     code = sweep.main([*args, "--out", str(out), "--", *extra])
@@ -67,7 +70,8 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     assert "model.loss='nope': must be one of" in records["bad"]["error"] and records["bad"]["scores"] == {}
 
     report = (out / "quality.md").read_text()
-    assert "| preset | seed | FID @1 ep | FID @2 ep | KID (last) | wall time |" in report
+    assert "| preset | seed | FID @1 ep | FID @2 ep | KID (last) | img/s | wall time |" in report
+    assert records["plain"]["images_per_sec"] > 0
     plain_final = records["plain"]["scores"]["2"]["fid"]
     assert f"| plain | {plain_final:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
 
