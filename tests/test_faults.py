@@ -124,7 +124,9 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path: Path, monke
 def test_an_output_folder_that_cannot_be_created_is_one_line_at_start(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    cmd = [sys.executable, "-m", "dcgan_lit.train", *TINY, "data.num_images=120", f"paths.output_dir={blocker / 'run'}"]
+    # hydra.run.dir: Hydra's own log folder, kept out of the repo's outputs/.
+    args = [*TINY, "data.num_images=120", f"paths.output_dir={blocker / 'run'}", f"hydra.run.dir={tmp_path / 'h'}"]
+    cmd = [sys.executable, "-m", "dcgan_lit.train", *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
