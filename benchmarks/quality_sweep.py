@@ -27,10 +27,10 @@ from pathlib import Path
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 from dcgan_lit.errors import UserError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PRESETS_FILE = Path(__file__).resolve().parent / "quality_presets.yaml"
 
 
