@@ -14,7 +14,7 @@ from dcgan_lit.nets.sizes import num_stride2_blocks
 _ABSENT = object()
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -23,17 +23,38 @@ def _is_number(v: Any) -> bool:
 
 
 # (keys, test, what the value must be). Keys missing from a config (another model or data group) are skipped.
-_RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
+Rule = tuple[tuple[str, ...], Callable[[Any], bool], str]
+_RULES: list[Rule] = [
     (
         ("data.batch_size", "data.num_images", "model.nz", "model.generator.ngf", "model.discriminator.ndf"),
-        lambda v: _is_int(v) and v >= 1,
+        lambda v: is_int(v) and v >= 1,
         "a whole number >= 1",
     ),
-    (("data.num_workers",), lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
+    (("data.num_workers",), lambda v: is_int(v) and v >= 0, "a whole number >= 0"),
     (("model.lr_g", "model.lr_d"), lambda v: _is_number(v) and 0 < v < math.inf, "a finite number > 0, e.g. 2e-4"),
     (("data.val_fraction",), lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
-    (("data.nc",), lambda v: _is_int(v) and v in (1, 3), "1 (grayscale) or 3 (RGB)"),
+    (("data.nc",), lambda v: is_int(v) and v in (1, 3), "1 (grayscale) or 3 (RGB)"),
+    (("metrics.every_n_epochs", "metrics.batch_size"), lambda v: is_int(v) and v >= 1, "a whole number >= 1"),
+    # FID needs a covariance of the fakes' features, so at least 2 of them; 10k is the usual FID-10k.
+    (("metrics.num_fake", "metrics.min_heldout"), lambda v: is_int(v) and v >= 2, "a whole number >= 2, e.g. 10000"),
+    # decay 1 would freeze the averaged G at its initial weights for the whole run.
+    (("callbacks.ema.decay",), lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1), e.g. 0.999"),
 ]
+
+
+def check_rules(cfg: DictConfig, rules: list[Rule]) -> None:
+    """Raise ConfigError for the first key whose value fails its rule; keys absent from `cfg` are skipped."""
+    for keys, ok, must in rules:
+        for key in keys:
+            v = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+            if v is not _ABSENT and not ok(v):
+                raise ConfigError(f"{key}={v!r}: must be {must}.")
+
+
+def require(cfg: DictConfig, key: str, example: str) -> None:
+    """A ConfigError naming `key` when a mandatory (`???`) value was not given, instead of Hydra's traceback."""
+    if OmegaConf.is_missing(cfg, key):
+        raise ConfigError(f"{key} is not set: pass {example}.")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -46,11 +67,7 @@ def check_config(cfg: DictConfig) -> None:
     if data is not None and "root" in data.keys() and OmegaConf.is_missing(data, "root"):
         raise ConfigError("data.root is not set: pass data.root=path/to/your/images.")
 
-    for keys, ok, must in _RULES:
-        for key in keys:
-            v = get(key)
-            if v is not _ABSENT and not ok(v):
-                raise ConfigError(f"{key}={v!r}: must be {must}.")
+    check_rules(cfg, _RULES)
     size = get("data.image_size")
     if size is not _ABSENT:
         num_stride2_blocks(size, key="data.image_size")
@@ -71,14 +88,14 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{opt}.betas={shown!r}: must be two numbers in [0, 1), e.g. [0.5, 0.999].")
 
     epochs = get("trainer.max_epochs")
-    if epochs is not _ABSENT and epochs is not None and not (_is_int(epochs) and (epochs >= 1 or epochs == -1)):
+    if epochs is not _ABSENT and epochs is not None and not (is_int(epochs) and (epochs >= 1 or epochs == -1)):
         raise ConfigError(f"trainer.max_epochs={epochs!r}: must be a whole number >= 1 (or -1 for no limit).")
 
     if get("model.cuda_graph") is True and not torch.cuda.is_available():
         raise ConfigError("model.cuda_graph=true needs a CUDA GPU and none is available; set model.cuda_graph=false.")
 
     steps = get("trainer.max_steps")
-    if steps not in (_ABSENT, None) and not (_is_int(steps) and (steps >= 1 or steps == -1)):
+    if steps not in (_ABSENT, None) and not (is_int(steps) and (steps >= 1 or steps == -1)):
         raise ConfigError(f"trainer.max_steps={steps!r}: must be a whole number of batches >= 1 (or -1 for no limit).")
 
     _check_multi_device(get("trainer.devices"), get("trainer.num_nodes"), get("trainer.strategy"))
@@ -101,8 +118,8 @@ def _several_processes(devices: Any, num_nodes: Any) -> bool:
     elif isinstance(devices, str):
         several = devices.strip() in ("auto", "-1") or "," in devices.strip(",")
     else:
-        several = devices is not _ABSENT and _is_int(devices) and (devices > 1 or devices == -1)
-    return several or (_is_int(num_nodes) and num_nodes > 1)
+        several = devices is not _ABSENT and is_int(devices) and (devices > 1 or devices == -1)
+    return several or (is_int(num_nodes) and num_nodes > 1)
 
 
 def check_multirun(cfg: DictConfig, multirun: bool) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from dcgan_lit.config_check import check_config
 from dcgan_lit.errors import ConfigError
-from tests.conftest import compose_train
+from tests.conftest import CONF_DIR, compose_train
 
 
 @pytest.mark.parametrize(
@@ -29,10 +29,16 @@ from tests.conftest import compose_train
         ("trainer.devices=4", r"trainer.devices=4 with trainer.strategy='auto' would run plain DDP.*Use trainer=ddp"),
         ("trainer.devices=[0,1]", r"trainer.devices=\[0, 1\] with trainer.strategy='auto'"),
         ("trainer.devices=auto", r"trainer.devices='auto' with"),
+        ("metrics=fid metrics.num_fake=0", r"metrics.num_fake=0: must be a whole number >= 2"),
+        ("metrics=fid metrics.num_fake=1", r"metrics.num_fake=1: must be a whole number >= 2"),
+        ("metrics=fid metrics.every_n_epochs=0", r"metrics.every_n_epochs=0: must be a whole number >= 1"),
+        ("metrics=fid metrics.min_heldout=1", r"metrics.min_heldout=1: must be a whole number >= 2"),
+        ("callbacks=ema callbacks.ema.decay=1.0", r"callbacks.ema.decay=1.0: must be a number in \[0, 1\)"),
+        ("callbacks=ema callbacks.ema.decay=-0.1", r"callbacks.ema.decay=-0.1: must be a number in \[0, 1\)"),
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:
-    cfg = compose_train([override, "paths.output_dir=/tmp/x"])
+    cfg = compose_train([*override.split(), "paths.output_dir=/tmp/x"])
     with pytest.raises(ConfigError, match=message):
         check_config(cfg)
 
@@ -42,9 +48,20 @@ def test_folder_without_root_says_to_set_it() -> None:
         check_config(compose_train(["data=folder", "paths.output_dir=/tmp/x"]))
 
 
-@pytest.mark.parametrize("experiment", ["celeba", "space", "fashion_mnist"])
-def test_good_configs_pass(experiment: str) -> None:
-    check_config(compose_train([f"experiment={experiment}", "data.root=/x", "paths.output_dir=/tmp/x"]))
-    check_config(compose_train(["paths.output_dir=/tmp/x", "trainer.max_epochs=-1", "data.image_size=128"]))
-    check_config(compose_train(["paths.output_dir=/tmp/x", "trainer=ddp", "trainer.devices=4"]))
-    check_config(compose_train(["paths.output_dir=/tmp/x", "trainer=gpu", "trainer.devices=[1]"]))
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        *[[f"experiment={p.stem}", "data.root=/x"] for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))],
+        ["trainer.max_epochs=-1", "data.image_size=128"],
+        ["trainer=ddp", "trainer.devices=4"],
+        ["trainer=gpu", "trainer.devices=[1]"],
+        ["callbacks=ema", "callbacks.ema.decay=0.0"],
+        ["metrics=fid", "metrics.num_fake=2", "data.val_fraction=0"],  # scored against the training images
+    ],
+    ids=lambda overrides: " ".join(overrides),
+)
+def test_good_configs_pass(overrides: list[str]) -> None:
+    cfg = compose_train([*overrides, "paths.output_dir=/tmp/x"])
+    check_config(cfg)  # raises ConfigError for any value it refuses
+    if overrides[0].startswith("experiment="):
+        assert cfg.metrics is not None  # every experiment scores FID, so its metric settings were checked too

@@ -17,6 +17,7 @@ from PIL import Image  # noqa: E402
 from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
 from dcgan_lit.callbacks.sample_grid import batches_seen  # noqa: E402
+from dcgan_lit.output_files import skip_on_write_error  # noqa: E402
 
 
 class RunArtifacts(Callback):
@@ -34,7 +35,6 @@ class RunArtifacts(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        self.dirpath.mkdir(parents=True, exist_ok=True)
         history = pl_module.stat_history() if hasattr(pl_module, "stat_history") else torch.zeros(0, 6)
         figures = {}
         if len(history):
@@ -42,13 +42,17 @@ class RunArtifacts(Callback):
             figures["losses"] = self._plot(step, {"G": history[:, 2], "D": history[:, 1]}, "Loss", "G and D loss")
             scores = {"D(x)": history[:, 3], "D(G(z)) before D's step": history[:, 4], "after": history[:, 5]}
             figures["scores"] = self._plot(step, scores, "D's output", "D(x) and D(G(z))")
+        with skip_on_write_error(self.dirpath):
+            self.dirpath.mkdir(parents=True, exist_ok=True)
         for name, fig in figures.items():
-            fig.savefig(self.dirpath / f"{name}.png", dpi=100)
+            with skip_on_write_error(self.dirpath / f"{name}.png"):
+                fig.savefig(self.dirpath / f"{name}.png", dpi=100)
         grids = sorted(self.samples_dir.glob("epoch_*.png"))
         if grids:
             frames = [Image.open(g).convert("RGB") for g in grids]
-            frames[0].save(self.dirpath / "progress.gif", save_all=True, append_images=frames[1:],
-                           duration=self.gif_ms, loop=0)  # fmt: skip
+            with skip_on_write_error(self.dirpath / "progress.gif"):
+                frames[0].save(self.dirpath / "progress.gif", save_all=True, append_images=frames[1:],
+                               duration=self.gif_ms, loop=0)  # fmt: skip
         side_by_side = None
         real = self.samples_dir / "real.png"
         if grids and real.is_file():
@@ -56,7 +60,8 @@ class RunArtifacts(Callback):
             side_by_side = Image.new("RGB", (left.width + right.width + 16, max(left.height, right.height)), "white")
             side_by_side.paste(left, (0, 0))
             side_by_side.paste(right, (left.width + 16, 0))
-            side_by_side.save(self.dirpath / "real_vs_fake.png")
+            with skip_on_write_error(self.dirpath / "real_vs_fake.png"):
+                side_by_side.save(self.dirpath / "real_vs_fake.png")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 step = batches_seen(trainer)

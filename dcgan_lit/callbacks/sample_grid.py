@@ -7,6 +7,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from dcgan_lit.output_files import skip_on_write_error
+
 
 def batches_seen(trainer: Trainer) -> int:
     """The step Lightning logs scalars at: batches trained, not optimizer steps (two per batch in a GAN)."""
@@ -44,8 +46,9 @@ class SampleGrid(Callback):
         if not trainer.is_global_zero:
             return
         grid = make_grid(images.detach().float().cpu(), nrow=self.nrow, padding=2, normalize=True, value_range=(-1, 1))
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        save_image(grid, self.dirpath / filename)
+        with skip_on_write_error(self.dirpath / filename):
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+            save_image(grid, self.dirpath / filename)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(f"samples/{tag}", grid, global_step=batches_seen(trainer))
