@@ -58,7 +58,7 @@ def main() -> None:
     dm.setup("fit")
     extractor = load_extractor(weights).to(device)
     start = time.perf_counter()
-    test = real_split_features(extractor, dm, device, Path(cfg.metrics.cache_dir))
+    test = real_split_features(extractor, dm, "heldout", device, Path(cfg.metrics.cache_dir))
     train_images = dm.data_train.images[torch.randperm(len(dm.data_train), generator=torch.Generator().manual_seed(0))]
     train_images = train_images[: args.num]
     train = features(extractor, train_images.split(args.batch_size), device)

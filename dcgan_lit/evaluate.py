@@ -12,9 +12,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dcgan_lit.checkpoint_model import load_generator
+from dcgan_lit.config_check import check_config, require
 from dcgan_lit.errors import CheckpointError, UserError, exit_with
 from dcgan_lit.metrics.features import load_extractor
-from dcgan_lit.metrics.quality import KID_SUBSETS, features, fid_kid, generated, real_split, real_split_features
+from dcgan_lit.metrics.quality import KID_SUBSETS, choose_reference, features, fid_kid, generated, real_split_features
+from dcgan_lit.output_files import writable_file
 
 
 def run(cfg: DictConfig) -> dict:
@@ -37,8 +39,10 @@ def run(cfg: DictConfig) -> dict:
         dm.prepare_data()
     dm.setup("fit")
     m = cfg.metrics
+    reference = choose_reference(dm, m.min_heldout)
+    print(f"reference: {reference.describe()}")
     extractor = load_extractor(m.inception_weights).to(device)
-    real = real_split_features(extractor, dm, device, Path(m.cache_dir))
+    real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir))
     nz = run_config["model"]["nz"]
     fake = features(extractor, generated(generator, m.num_fake, nz, device, seed=cfg.seed), device)
     scores = fid_kid(extractor, real, fake, device)
@@ -49,7 +53,8 @@ def run(cfg: DictConfig) -> dict:
         "protocol": {
             "num_real": scores["num_real"],
             "num_fake": scores["num_fake"],
-            "real_split": f"held-out split ({real_split(dm)})",
+            "reference": {"split": reference.split, "num_images": reference.num_images, "why": reference.why},
+            "data": type(dm).__name__,
             "samples": f"G in eval mode, z ~ N(0, I) with seed {cfg.seed}, quantized to uint8",
             "resolution": dm.image_size,
             "extractor": extractor.name,
@@ -63,15 +68,21 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     try:
+        require(cfg, "ckpt_path", "a checkpoint, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/last.ckpt")
+        check_config(cfg)
+        # Checked before a minute of sampling, not after: a score that cannot be saved is still printed below.
+        out = writable_file(cfg.out or f"{cfg.ckpt_path}.eval.json", key="out")
         report = run(cfg)
     except UserError as e:
         exit_with(e)
-    out = Path(cfg.out or f"{cfg.ckpt_path}.eval.json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
     kid = report["kid"]
     print(
         f"FID {report['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  ({report['protocol']['num_fake']} samples)"
     )
+    try:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as e:
+        exit_with(UserError(f"out={str(out)!r}: cannot write the report ({e.strerror or e}); the scores are above."))
     print(f"wrote {out}")
 
 

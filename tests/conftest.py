@@ -4,8 +4,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from torch import Tensor, nn
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -59,3 +61,38 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_train([*groups, *tiny, *data, *paths, *rest])
 
     return make
+
+
+class TinyInception(nn.Module):
+    """(N, 3, 299, 299) in (x - 128) / 128 -> (N, 2048), like default_1.pt, from fixed random filters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, kernel_size=9, stride=4)
+        self.pool = nn.AdaptiveAvgPool2d(16)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(torch.relu(self.conv(x))).flatten(1)  # 8 x 16 x 16 = 2048
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fid") / "tiny_inception.pt"
+    torch.jit.script(TinyInception().eval()).save(str(path))
+    return path
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Path:
+    """A folder that refuses new files, also to root (which ignores permission bits): chmod 555, else /sys."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path("/sys")):
+        try:
+            (candidate / ".probe").write_bytes(b"")
+        except OSError:
+            return candidate
+        (candidate / ".probe").unlink()
+    pytest.skip("no folder on this machine refuses writes")

@@ -7,32 +7,13 @@ import pytest
 import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import Tensor, nn
 
 from dcgan_lit.data.synthetic import render_space_images
+from dcgan_lit.errors import ConfigError, DataError
 from dcgan_lit.metrics.features import load_extractor
-from dcgan_lit.metrics.quality import features, fid_kid
+from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid
 from dcgan_lit.train import train
-
-
-class TinyInception(nn.Module):
-    """(N, 3, 299, 299) in (x - 128) / 128 -> (N, 2048), like default_1.pt, from fixed random filters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, kernel_size=9, stride=4)
-        self.pool = nn.AdaptiveAvgPool2d(16)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.pool(torch.relu(self.conv(x))).flatten(1)  # 8 x 16 x 16 = 2048
-
-
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fid") / "tiny_inception.pt"
-    torch.jit.script(TinyInception().eval()).save(str(path))
-    return path
+from tests.conftest import load_checkpoint
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_as_fakes_get_worse(tiny_weights: Path) -> None:
@@ -84,10 +65,72 @@ def test_training_logs_val_fid_and_kid_and_keeps_best_ckpt(
     (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
     acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
     acc.Reload()
-    assert len(acc.Scalars("val/fid")) == 2 and len(acc.Scalars("val/kid")) == 2  # after each of 2 epochs
-    assert (run / "checkpoints" / "best.ckpt").is_file()
+    fids = [e.value for e in acc.Scalars("val/fid")]
+    assert len(fids) == 2 and len(acc.Scalars("val/kid")) == 2  # after each of 2 epochs
+    best = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert best["epoch"] == fids.index(min(fids))  # the checkpoint of the lowest FID, not merely the last one
+    (state,) = (v for k, v in best["callbacks"].items() if "'monitor': 'val/fid'" in k)
+    assert abs(float(state["best_model_score"]) - min(fids)) < 1e-3
+    # 12 of 120 images are held out, fewer than metrics.min_heldout: the 108 training images are the reference.
     caches = list((tmp_path / "data" / "cache").glob("real-*.pt"))
-    assert len(caches) == 1 and torch.load(caches[0], weights_only=True).shape == (12, 2048)  # 10% of 120 held out
+    assert len(caches) == 1 and torch.load(caches[0], weights_only=True).shape == (108, 2048)
+
+
+def test_the_reference_is_the_heldout_split_unless_it_is_too_small(tiny_cfg: Callable[..., DictConfig]) -> None:
+    from hydra.utils import instantiate
+
+    def reference(num_images: int, min_heldout: int) -> Reference:
+        dm = instantiate(tiny_cfg(f"data.num_images={num_images}").data)
+        dm.setup("fit")
+        return choose_reference(dm, min_heldout)
+
+    assert reference(120, min_heldout=12) == Reference("heldout", 12, "at least metrics.min_heldout=12")
+    small = reference(120, min_heldout=13)
+    assert (small.split, small.num_images) == (
+        "train",
+        108,
+    ) and "only 12, fewer than metrics.min_heldout=13" in small.why
+    with pytest.raises(DataError, match=r"metrics: the data has 45 training and 5 held-out images, and FID/KID need "
+                                         r"at least 50 real images.*set metrics=none"):  # fmt: skip
+        reference(50, min_heldout=1000)
+
+
+@pytest.mark.parametrize("num_images", [2, 29])
+def test_a_folder_too_small_to_score_is_refused_before_training(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, tiny_weights: Path, num_images: int
+) -> None:
+    """2 to 29 images leave 0 or 1 held out, and too few training images to stand in: refused, naming the fix."""
+    from tests.test_data_folder import noise, write
+
+    for i in range(num_images):
+        write(tmp_path / "few" / f"{i}.png", noise(20, 20, seed=i))
+    cfg = tiny_cfg("data=folder", f"data.root={tmp_path / 'few'}", "data.batch_size=1", "data.num_workers=0",
+                   "metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=4")  # fmt: skip
+    with pytest.raises(
+        DataError, match=r"need at least 50 real images to mean anything\. Add images, or set metrics=none"
+    ):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused at start-up, not after an epoch
+
+
+def test_a_failing_score_is_reported_and_the_epochs_checkpoint_is_still_written(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    import dcgan_lit.callbacks.sample_quality as sample_quality
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the metric broke")
+
+    monkeypatch.setattr(sample_quality, "fid_kid", broken)
+    cfg = tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=8",
+                   "metrics.every_n_epochs=1", "trainer.max_epochs=1")  # fmt: skip
+    metrics = train(cfg)
+    assert "val/fid" not in metrics
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["epoch"] == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["epoch 0: FID/KID failed and were skipped (RuntimeError: the metric broke); training and "
+                      "checkpoints go on."]  # fmt: skip
 
 
 def test_default_run_has_no_metrics(tiny_cfg: Callable[..., DictConfig]) -> None:
@@ -96,7 +139,7 @@ def test_default_run_has_no_metrics(tiny_cfg: Callable[..., DictConfig]) -> None
 
 
 def test_a_missing_weights_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match=r"metrics.inception_weights='.*nope.pt' cannot be loaded as TorchScript"):
+    with pytest.raises(ConfigError, match=r"metrics.inception_weights='.*nope.pt' cannot be loaded as TorchScript"):
         load_extractor(str(tmp_path / "nope.pt"))
 
 
@@ -165,5 +208,5 @@ def test_without_weights_offline_the_download_path_fails_with_what_to_do(monkeyp
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(tm_fid, "NoTrainInceptionV3", offline)  # what torch-fidelity's download does offline
-    with pytest.raises(Exception, match=r"torchmetrics' FID Inception is unavailable .*make fid-weights"):
+    with pytest.raises(ConfigError, match=r"torchmetrics' FID Inception is unavailable .*make fid-weights"):
         load_extractor(None)

@@ -5,21 +5,26 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.metrics.features import FIDFeatures, load_extractor
-from dcgan_lit.metrics.quality import features, fid_kid, generated, real_split_features
+from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
 
 log = logging.getLogger(__name__)
 
 
 class SampleQuality(Callback):
-    """Scores G's samples against the data module's held-out real images with torchmetrics' FID and KID.
+    """Scores G's samples against real images with torchmetrics' FID and KID.
 
-    The real images' features are computed once per data set, split, resolution and extractor, and cached in
-    `cache_dir`, so later runs (and `python -m dcgan_lit.evaluate`) reuse them. Samples come from G in eval mode
-    (BatchNorm running statistics), from a fixed z, so epochs compare like with like.
+    The real images are the data module's held-out split, or its training split when fewer than `min_heldout`
+    images are held out (see `choose_reference`); a data set too small for either is refused at start-up.
+    Their features are cached in `cache_dir` under a key of their content and the extractor's, so later runs
+    (and `python -m dcgan_lit.evaluate`) reuse them. Samples come from G in eval mode (BatchNorm running
+    statistics), from a fixed z, so epochs compare like with like.
+
+    Under DDP, rank 0 alone samples and scores while the other ranks wait, and every rank logs its result.
+    A score that fails is reported in one line and skipped: the epoch's checkpoints are still written.
 
     Args:
         every_n_epochs: how often to score; the last epoch is always scored.
@@ -28,6 +33,7 @@ class SampleQuality(Callback):
             own Inception, which torch-fidelity downloads.
         cache_dir: where real-image features are kept.
         batch_size: images per extractor batch.
+        min_heldout: the fewest held-out images to score against; below it the training images are used.
     """
 
     def __init__(
@@ -37,10 +43,12 @@ class SampleQuality(Callback):
         inception_weights: str | None = None,
         cache_dir: str = "data/cache",
         batch_size: int = 250,
+        min_heldout: int = 1000,
     ) -> None:
         self.every_n_epochs, self.num_fake, self.batch_size = every_n_epochs, num_fake, batch_size
-        self.inception_weights, self.cache_dir = inception_weights, Path(cache_dir)
+        self.inception_weights, self.cache_dir, self.min_heldout = inception_weights, Path(cache_dir), min_heldout
         self._extractor: FIDFeatures | None = None
+        self.reference: Reference | None = None
         self.last: dict[str, float | int] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -52,6 +60,10 @@ class SampleQuality(Callback):
             if self.inception_weights:
                 raise
             rank_zero_warn(f"{e} FID/KID are skipped in this run.")
+            return
+        # Lightning has set up the data module by now, so its split sizes are known before any training.
+        self.reference = choose_reference(trainer.datamodule, self.min_heldout)
+        rank_zero_info(f"FID/KID reference: {self.reference.describe()}")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._extractor is None:
@@ -60,16 +72,30 @@ class SampleQuality(Callback):
         last = epoch >= trainer.max_epochs if trainer.max_epochs not in (None, -1) else False
         if epoch % self.every_n_epochs and not last and not trainer.should_stop:
             return
-        self.last = self.score(trainer, pl_module)
+        result: dict | None = None
+        if trainer.is_global_zero:
+            try:
+                result = self.score(trainer, pl_module)
+            except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
+                result = {"error": f"{type(e).__name__}: {e}"}
+        result = trainer.strategy.broadcast(result, src=0)
+        if "error" in result:
+            log.error(
+                f"epoch {trainer.current_epoch}: FID/KID failed and were skipped ({result['error']}); training "
+                "and checkpoints go on."
+            )
+            return
+        self.last = result
         for name in ("fid", "kid"):
-            pl_module.log(f"val/{name}", self.last[name], on_epoch=True, sync_dist=False, rank_zero_only=True)
-        log.info(f"epoch {trainer.current_epoch}: FID {self.last['fid']:.2f}, KID {self.last['kid']:.4f}")
+            # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
+            pl_module.log(f"val/{name}", float(result[name]), on_epoch=True, sync_dist=False)
+        rank_zero_info(f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}")
 
     @torch.no_grad()
     def score(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float | int]:
         device = pl_module.device
         extractor = self._extractor.to(device)
-        real = real_split_features(extractor, trainer.datamodule, device, self.cache_dir)
+        real = real_split_features(extractor, trainer.datamodule, self.reference.split, device, self.cache_dir)
         sampler = getattr(pl_module, "sampling_generator", lambda: pl_module.generator)()
         fake = features(extractor, generated(sampler, self.num_fake, pl_module.hparams.nz, device), device)
         return fid_kid(extractor, real, fake, device)

@@ -1,5 +1,6 @@
 """The shared LightningDataModule: loaders, the held-out split, and uint8 -> [-1, 1] plus random flips on the device."""
 
+import hashlib
 import logging
 
 import torch
@@ -14,6 +15,8 @@ from dcgan_lit.data.resumable_shuffle import EpochShuffle, ResumableDataLoader
 from dcgan_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "heldout")
 
 
 class ImageDataModule(LightningDataModule):
@@ -130,9 +133,32 @@ class ImageDataModule(LightningDataModule):
             return 0
         return trainer.fit_loop.epoch_loop.batch_progress.current.completed * self.batch_size
 
+    def split_dataset(self, split: str) -> Dataset:
+        """The "train" or "heldout" images (after setup)."""
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r}: must be one of {', '.join(SPLITS)}")
+        return self.data_train if split == "train" else self.data_val
+
+    def split_dataloader(self, split: str) -> DataLoader:
+        """A split's real images in a fixed order and unflipped, for metrics such as FID (not a Lightning loop)."""
+        return self._loader(self.split_dataset(split), shuffle=False)
+
     def heldout_dataloader(self) -> DataLoader:
-        """The held-out real images, in a fixed order, for metrics such as FID (not a Lightning val loop)."""
-        return self._loader(self.data_val, shuffle=False)
+        return self.split_dataloader("heldout")
+
+    def fingerprint(self, split: str) -> str:
+        """Identifies a split's images by content, so caches of their features are never reused for other images.
+
+        In-memory sets hash the served uint8 tensor itself, which covers the files, the seed, the resize and the
+        split at once. Subclasses that read files lazily override this with the files' signatures.
+        """
+        dataset = self.split_dataset(split)
+        if not isinstance(dataset, InMemoryImages):
+            raise NotImplementedError(f"{type(self).__name__} cannot fingerprint {type(dataset).__name__}")
+        images = dataset.images.contiguous()
+        digest = hashlib.sha256(str(tuple(images.shape)).encode())
+        digest.update(images.numpy().data)
+        return digest.hexdigest()
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return (ResumableDataLoader if shuffle else DataLoader)(

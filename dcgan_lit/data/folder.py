@@ -146,11 +146,20 @@ class FolderDataModule(ImageDataModule):
         decoded = self.decoded_images(self.data_train.dataset.files)
         return torch.from_numpy(np.ascontiguousarray(decoded[self.data_train.indices]))
 
+    def fingerprint(self, split: str) -> str:
+        # The files' signatures (path below root, size, mtime) and the transform: no decoding needed. The root
+        # itself is left out, so the same folder reached by another path spelling keeps its key.
+        subset = self.split_dataset(split)
+        files = subset.dataset.files
+        return cache_key((self._signatures[str(files[i])] for i in subset.indices), self._transform_settings())
+
+    def _transform_settings(self) -> dict:
+        return {"image_size": self.image_size, "nc": self.nc, "center_crop": self.center_crop}
+
     def decoded_images(self, files: list[Path]) -> np.ndarray:
         """All of `files` decoded as FolderImages serves them, (N, nc, S, S) uint8, from the disk cache or built now."""
         if self._cache_file is None:
-            transform = {"image_size": self.image_size, "nc": self.nc, "center_crop": self.center_crop}
-            key = cache_key((self._signatures[str(f)] for f in files), transform)
+            key = cache_key((self._signatures[str(f)] for f in files), self._transform_settings())
             name = f"{self.root.resolve().name or 'root'}-{self.image_size}px-{self.nc}ch-{key}.npy"
             self._cache_file = self.cache_dir / name
         if not self._cache_file.is_file():

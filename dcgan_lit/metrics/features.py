@@ -5,6 +5,8 @@ with plain bilinear interpolation, no antialiasing, which is what the 2015 TF-In
 its inputs; antialiasing would smooth GAN textures and lower FID against published numbers.
 """
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,14 +25,15 @@ class FIDFeatures(nn.Module):
     Args:
         net: a TorchScript TF-Inception taking (N, 3, 299, 299) in (x - 128) / 128, or torchmetrics' extractor.
         tf_range: whether `net` wants the TF input range and our resize (True), or takes uint8 as it is (False).
-        name: how the protocol names this extractor (JSON reports, cache keys).
+        name: how the protocol names this extractor in JSON reports and logs.
+        identity: what the extractor is by content (a hash of its weights file), for cache keys; default `name`.
     """
 
     num_features = FEATURES  # torchmetrics reads this instead of probing the net with a CPU image
 
-    def __init__(self, net: nn.Module, tf_range: bool, name: str) -> None:
+    def __init__(self, net: nn.Module, tf_range: bool, name: str, identity: str | None = None) -> None:
         super().__init__()
-        self.net, self.tf_range, self.name = net, tf_range, name
+        self.net, self.tf_range, self.name, self.identity = net, tf_range, name, identity or name
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
@@ -44,6 +47,15 @@ class FIDFeatures(nn.Module):
         return self.net((x - 128) / 128).reshape(len(x), -1).float()
 
 
+def file_sha256(path: str) -> str:
+    """The file's content hash: the same weights under another name or path are the same extractor."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_extractor(inception_weights: str | None) -> FIDFeatures:
     """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online)."""
     if inception_weights:
@@ -54,7 +66,12 @@ def load_extractor(inception_weights: str | None) -> FIDFeatures:
                 f"metrics.inception_weights={inception_weights!r} cannot be loaded as TorchScript ({e}); "
                 "`make fid-weights` fetches the TF-Inception that this option expects."
             ) from e
-        return FIDFeatures(net, tf_range=True, name=f"torchscript:{inception_weights}")
+        return FIDFeatures(
+            net,
+            tf_range=True,
+            name=f"torchscript:{inception_weights}",
+            identity=f"sha256:{file_sha256(inception_weights)}",
+        )
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
 

@@ -4,6 +4,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,10 +12,14 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from dcgan_lit.errors import DataError
 from dcgan_lit.metrics.features import FIDFeatures
 
 log = logging.getLogger(__name__)
 
+# Bump when the way real images become features changes (quantization, resize), so old caches are not reused.
+FEATURES_FORMAT = 2
+MIN_REAL_IMAGES = 50  # below this a data set is refused for scoring rather than given a meaningless FID
 KID_SUBSET = 1000  # torchmetrics' default; smaller sets use subsets of their own size
 KID_SUBSETS = 100
 
@@ -45,7 +50,7 @@ def generated(generator: nn.Module, num: int, nz: int, device: torch.device, bat
 
 
 def real_features(extractor: FIDFeatures, batches: Iterable[Tensor], device: torch.device, cache: Path) -> Tensor:
-    """The real split's features, computed once per data set, split, resolution and extractor, then read from disk."""
+    """Features of real images, computed once and then read from `cache`, whose name must identify them."""
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
     feats = features(extractor, batches, device)
@@ -57,15 +62,53 @@ def real_features(extractor: FIDFeatures, batches: Iterable[Tensor], device: tor
     return feats
 
 
-def real_split(dm: object) -> str:
-    """Names the held-out split a data module serves: class, root, resolution, channels and size."""
-    return f"{type(dm).__name__}|{getattr(dm, 'root', '')}|{dm.image_size}|{dm.nc}|{len(dm.data_val)}"
+@dataclass(frozen=True)
+class Reference:
+    """The real images that FID/KID compare against: a split of the data module, and why that one."""
+
+    split: str  # "heldout" or "train"
+    num_images: int
+    why: str
+
+    def describe(self) -> str:
+        name = "held-out" if self.split == "heldout" else "training"
+        return f"the {self.num_images} {name} images ({self.why})"
 
 
-def real_split_features(extractor: FIDFeatures, dm: object, device: torch.device, cache_dir: Path) -> Tensor:
-    """Features of a set-up data module's held-out images, cached per split and extractor in `cache_dir`."""
-    key = hashlib.sha256(f"{real_split(dm)}|{extractor.name}".encode()).hexdigest()[:16]
-    return real_features(extractor, dm.heldout_dataloader(), device, cache_dir / f"real-{key}.pt")
+def choose_reference(dm: object, min_heldout: int) -> Reference:
+    """The held-out split when it has `min_heldout` images, else the training split; refuse when both are too small.
+
+    FID from a few dozen images is mostly estimator bias (2 held-out images once gave "FID 362"). Few-shot GAN
+    papers (DiffAugment, ADA) score small data sets against the whole training set instead, which measures fit to
+    the training images rather than generalization; the log and evaluate's JSON say which was used.
+    """
+    num_heldout, num_train = len(dm.split_dataset("heldout")), len(dm.split_dataset("train"))
+    if num_heldout >= min_heldout:
+        return Reference("heldout", num_heldout, f"at least metrics.min_heldout={min_heldout}")
+    if num_train >= MIN_REAL_IMAGES:
+        why = (
+            f"the held-out split has only {num_heldout}, fewer than metrics.min_heldout={min_heldout}, so the "
+            "training images are the reference, as few-shot GAN papers do: the scores measure fit to the training "
+            "set, not generalization"
+        )
+        return Reference("train", num_train, why)
+    raise DataError(
+        f"metrics: the data has {num_train} training and {num_heldout} held-out images, and FID/KID need at least "
+        f"{MIN_REAL_IMAGES} real images to mean anything. Add images, or set metrics=none to train without scores."
+    )
+
+
+def real_split_features(
+    extractor: FIDFeatures, dm: object, split: str, device: torch.device, cache_dir: Path
+) -> Tensor:
+    """Features of a set-up data module's `split` ("heldout" or "train"), cached in `cache_dir`.
+
+    The cache key is what decides the features: the split's images by content (`dm.fingerprint`, which covers the
+    files, the transform, the seed and the split) and the extractor by content, never a path as typed.
+    """
+    identity = f"{FEATURES_FORMAT}|{dm.fingerprint(split)}|{extractor.identity}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return real_features(extractor, dm.split_dataloader(split), device, cache_dir / f"real-{key}.pt")
 
 
 def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.device) -> dict[str, float | int]:
@@ -74,8 +117,11 @@ def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.de
     if n < 2:
         raise ValueError(f"FID needs at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
     subset = min(KID_SUBSET, n)
-    fid = FrechetInceptionDistance(feature=extractor, normalize=False).to(device)
-    kid = KernelInceptionDistance(feature=extractor, subsets=KID_SUBSETS, subset_size=subset).to(device)
+    # The features are already complete here: under DDP only rank 0 computes, so no cross-process sync.
+    fid = FrechetInceptionDistance(feature=extractor, normalize=False, sync_on_compute=False).to(device)
+    kid = KernelInceptionDistance(feature=extractor, subsets=KID_SUBSETS, subset_size=subset, sync_on_compute=False).to(
+        device
+    )
     for metric in (fid, kid):
         metric.update(real.to(device), real=True)
         metric.update(fake.to(device), real=False)
