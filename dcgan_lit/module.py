@@ -140,10 +140,15 @@ class DCGAN(LightningModule):
         return torch.cat([steps[:, None], values], 1)
 
     def on_train_start(self) -> None:
-        # Restored as late as possible: nothing between here and the first batch draws random numbers.
-        if self._rng_to_restore is not None:
-            rng_state.restore(self._rng_to_restore)
+        # Set as late as possible: nothing between here and the first batch draws random numbers. The nets were
+        # built from the run's seed on every rank; from here each rank draws its own noise, flips and augmentation.
+        if self._rng_to_restore is None:
+            rng_state.seed_rank(self.global_rank)
+        else:
+            rng_state.restore(self._rng_to_restore)  # one device: the interrupted run's exact stream
             self._rng_to_restore = None
+            if self.trainer.world_size > 1:  # the checkpoint holds rank 0's stream only; re-split it per rank
+                rng_state.seed_rank(self.global_rank, offset=self.trainer.world_size * self.global_step)
         # After any checkpoint restore: optimizer states saved by a run with the other layout are re-laid out.
         for opt in self.trainer.optimizers:
             for param, state in opt.state.items():

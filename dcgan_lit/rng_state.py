@@ -5,6 +5,8 @@ RNGs, so without them a run resumed mid-epoch would continue with other noise th
 Only tensors are stored, so checkpoints still load with `torch.load(weights_only=True)`.
 """
 
+import os
+
 import torch
 from torch import Tensor
 
@@ -20,3 +22,15 @@ def restore(states: dict[str, Tensor | list[Tensor]]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def seed_rank(rank: int, offset: int = 0) -> int:
+    """Seed this process's torch RNGs (CPU and CUDA) with the run's seed + rank + offset; returns that seed.
+
+    Each DDP rank then draws its own z, flips and DiffAugment, as StudioGAN does (seed + global_rank); with one
+    device the stream is the run's seed itself. The run's seed is the one `seed_everything` exported.
+    """
+    base = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+    seed = (base + rank + offset) % 2**63
+    torch.manual_seed(seed)
+    return seed

@@ -48,3 +48,37 @@ class SaveRankWeights(Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         params = {k: v.detach().cpu() for k, v in pl_module.generator.named_parameters()}
         torch.save(params, self.dirpath / f"rank{trainer.global_rank}.pt")
+
+
+class SaveRankDraws(Callback):
+    """Per rank: the sum of each z that G trains on, the images the FID extractor embedded, and the logged val/fid.
+
+    Written to `dirpath/draws<R>.json` at the end of training, for comparing what the DDP ranks drew and computed.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.z_sums: list[float] = []
+        self.embedded = 0
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        from dcgan_lit.callbacks.sample_quality import SampleQuality
+
+        def record_z(module: torch.nn.Module, args: tuple) -> None:
+            if module.training:  # the training step's G(z), not the eval-mode sample grids
+                self.z_sums.append(round(float(args[0].double().sum()), 4))
+
+        def count(module: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+            if args[0].dim() == 4:  # images, not cached feature rows passing through
+                self.embedded += len(out)
+
+        pl_module.generator.register_forward_pre_hook(record_z)
+        for callback in trainer.callbacks:
+            if isinstance(callback, SampleQuality) and callback._extractor is not None:
+                callback._extractor.register_forward_hook(count)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        fid = trainer.callback_metrics.get("val/fid")
+        record = {"z_sums": self.z_sums, "embedded": self.embedded, "val_fid": None if fid is None else float(fid)}
+        (self.dirpath / f"draws{trainer.global_rank}.json").write_text(json.dumps(record))

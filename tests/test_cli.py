@@ -21,9 +21,9 @@ DDP_ON_TWO_CPUS = (
 )
 
 
-def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "dcgan_lit.train", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "dcgan_lit.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -75,25 +75,52 @@ def test_multirun_sweep_gives_one_run_folder_each(tmp_path: Path) -> None:
         assert (job / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_ddp_config_trains_with_two_cpu_processes(tmp_path: Path) -> None:
-    """trainer=ddp on two gloo processes: the manual GAN step must not trip DDP's unused-parameter check."""
+def ddp_run(out: Path, tiny_weights: Path) -> subprocess.CompletedProcess:
     tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs"))] + ["data.num_images=120"]
-    proc = run_cli(
+    return run_cli(
         *DDP_ON_TWO_CPUS,
         *tiny,
+        "metrics=fid",
+        f"metrics.inception_weights={tiny_weights}",
+        "metrics.num_fake=16",
+        "metrics.every_n_epochs=1",
         "+callbacks.ranks._target_=tests.helpers.SaveRankWeights",
-        f"+callbacks.ranks.dirpath={tmp_path / 'ranks'}",
-        f"hydra.run.dir={tmp_path}",
-        f"paths.data_dir={tmp_path}",
+        f"+callbacks.ranks.dirpath={out / 'ranks'}",
+        "+callbacks.draws._target_=tests.helpers.SaveRankDraws",
+        f"+callbacks.draws.dirpath={out / 'ranks'}",
+        f"hydra.run.dir={out}",
+        f"paths.data_dir={out / 'data'}",
+        timeout=120,  # a collective that only one rank enters hangs: fail instead
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]  # one writer, no leftovers
-    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+
+
+def test_ddp_ranks_draw_their_own_noise_keep_one_g_and_score_once(tmp_path: Path, tiny_weights: Path) -> None:
+    """trainer=ddp on two gloo processes: the manual GAN step must not trip DDP's unused-parameter check."""
+    runs = []
+    for name in ("first", "again"):
+        out = tmp_path / name
+        proc = ddp_run(out, tiny_weights)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        draws = [json.loads((out / "ranks" / f"draws{r}.json").read_text()) for r in (0, 1)]
+        weights = [torch.load(out / "ranks" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+        runs.append((draws, weights))
+    (draws, (g0, g1)), (draws_again, (h0, _)) = runs
+    out = tmp_path / "first"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # one writer
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_000.png", "real.png"]
+    # Each rank its own z (3 batches each), so the fakes of one step are not copies of one batch.
+    assert len(draws[0]["z_sums"]) == len(draws[1]["z_sums"]) == 3
+    assert all(a != b for a, b in zip(draws[0]["z_sums"], draws[1]["z_sums"], strict=True)), draws
     # DDP averages the gradients, so both ranks hold the same G (BatchNorm running stats stay per rank; rank 0's
     # are the ones checkpointed).
-    g0, g1 = (torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert g0.keys() == g1.keys() and all(torch.equal(g0[k], g1[k]) for k in g0)
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_000.png", "real.png"]
+    # FID once: rank 0 embeds the 108 training images and 16 fakes, rank 1 nothing; both log the same score.
+    assert (draws[0]["embedded"], draws[1]["embedded"]) == (108 + 16, 0)
+    assert draws[0]["val_fid"] == draws[1]["val_fid"] is not None
+    # The same seed repeats exactly.
+    assert [d["z_sums"] for d in draws_again] == [d["z_sums"] for d in draws]
+    assert all(torch.equal(g0[k], h0[k]) for k in g0)
 
 
 def test_ddp_with_the_device_cache_gives_each_rank_its_own_shard(tmp_path: Path) -> None:
