@@ -1,5 +1,6 @@
 """The folder data set on generated files: layouts, formats, modes, crops and the missing-data errors."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -222,3 +223,44 @@ def test_odd_but_valid_images_all_load(tmp_path: Path) -> None:
     dm.setup("fit")
     images = [dm.data_train[i] for i in range(len(dm.data_train))]
     assert len(images) == 5 and all(img.shape == (3, 32, 32) and img.dtype == torch.uint8 for img in images)
+
+
+def test_symlink_loops_neither_crash_nor_repeat_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "sky"
+    for i in range(6):
+        write(root / ("sub" if i % 2 else "") / f"{i}.png", noise(20, 20, seed=i))
+    (root / "up").symlink_to(".")  # a link back to the folder itself
+    (root / "me").symlink_to("me")  # a link to itself: ELOOP on every stat
+    (root / "sub" / "parent").symlink_to("..")
+    (root / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with caplog.at_level("WARNING"):
+        found = find_images(root)
+    assert sorted(p.relative_to(root).as_posix() for p in found) == ["0.png", "2.png", "4.png", "sub/1.png",
+                                                                     "sub/3.png", "sub/5.png"]  # fmt: skip
+    assert [r.getMessage() for r in caplog.records] == [f"2 links under {root} lead nowhere or loop, and were "
+                                                        f"skipped, e.g. {root / 'gone.png'}"]  # fmt: skip
+    dm = FolderDataModule(root=str(root), cache_dir=str(tmp_path / "c"), image_size=16, val_fraction=0.0, batch_size=2)
+    dm.setup("fit")
+    assert len(dm.data_train) == 6
+
+
+def test_a_skipped_file_is_used_again_once_it_reads(tmp_path: Path) -> None:
+    """A fix that changes neither size nor mtime (a chmod, say) must not keep the file out for good."""
+    root = tmp_path / "photos"
+    for i in range(8):
+        write(root / f"{i}.png", noise(20, 20, seed=i))
+    fixed = root / "3.png"
+    good, stat = fixed.read_bytes(), fixed.stat()
+    fixed.write_bytes(b"\0" * len(good))  # unreadable now, same size
+    os.utime(fixed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    def num_images() -> int:
+        dm = FolderDataModule(root=str(root), cache_dir=str(tmp_path / "c"), image_size=16, val_fraction=0.0,
+                              batch_size=2)  # fmt: skip
+        dm.setup("fit")
+        return len(dm.data_train)
+
+    assert num_images() == 7
+    fixed.write_bytes(good)  # the same size and mtime as the broken file: the file list's key is unchanged
+    os.utime(fixed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert num_images() == 8

@@ -28,17 +28,37 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", "
 
 
 def find_images(root: Path) -> list[Path]:
-    """All image files under root, at any depth, sorted so that the order (and so the split) is reproducible."""
+    """All image files under root, at any depth, sorted so that the order (and so the split) is reproducible.
+
+    Symlinks are followed, but each real folder is entered once: a link back up the tree (`up -> .`) or a loop
+    (`me -> me`) neither lists an image twice nor ends in ELOOP. Broken links are left out with one warning.
+    """
     # scandir and string sorting: CelebA's 202,599 files list in well under a second, pathlib takes several.
     # DirEntry.is_file() and is_dir() read the directory entry's type: no stat per file, and they follow symlinks.
-    found, folders = [], [str(root)]
+    found, folders, seen, broken = [], [str(root)], set(), []
     while folders:
-        with os.scandir(folders.pop()) as entries:
+        folder = folders.pop()
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        subfolders = []
+        with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_dir():
-                    folders.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
-                    found.append(entry.path)
+                try:
+                    if entry.is_dir():
+                        subfolders.append(entry.path)
+                    elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                        found.append(entry.path)
+                    elif entry.is_symlink() and not os.path.exists(entry.path):
+                        broken.append(entry.path)
+                except OSError:  # a link loop (ELOOP) or an entry that vanished
+                    broken.append(entry.path)
+        # In name order whatever the file system's order, so which spelling of a linked folder is kept, and so
+        # the file list and the split, is the same on every machine.
+        folders.extend(sorted(subfolders, reverse=True))
+    if broken:
+        log.warning(f"{len(broken)} links under {root} lead nowhere or loop, and were skipped, e.g. {min(broken)}")
     # With the separator as the lowest character, string order is pathlib's component-wise order.
     return [Path(f) for f in sorted(found, key=lambda f: f.replace(os.sep, "\0"))]
 

@@ -27,10 +27,19 @@ def check_image(path: str) -> str | None:
 
 
 def unreadable_images(signatures: dict[str, str], root: Path, cache_dir: Path) -> dict[str, str]:
-    """{path: reason} for the files that cannot be decoded, cached per file list (file_signatures of the files)."""
+    """{path: reason} for the files that cannot be decoded, cached per file list (file_signatures of the files).
+
+    A cached record is trusted for the files it found good; those it found bad are decoded again every time.
+    """
     record = cache_dir / f"{root.name or 'root'}-check-{cache_key(signatures.values(), {'check': 1})}.json"
     if record.is_file():
-        return json.loads(record.read_text())
+        # Only the good files' verdicts are reused. The bad ones are few and checked again: a permission fixed
+        # with chmod changes neither size nor mtime, so the record alone would keep such a file out for good.
+        recorded = json.loads(record.read_text())
+        bad = {p: reason for p in recorded if (reason := check_image(p)) is not None}
+        if bad != recorded:
+            _write(record, bad)
+        return bad
     paths = list(signatures)
     if len(paths) < _IN_PROCESS_BELOW:
         reasons = list(map(check_image, paths))
@@ -39,8 +48,12 @@ def unreadable_images(signatures: dict[str, str], root: Path, cache_dir: Path) -
         with get_context("spawn").Pool(available_cores()) as pool:
             reasons = pool.map(check_image, paths, chunksize=256)
     bad = {p: r for p, r in zip(paths, reasons, strict=True) if r is not None}
+    _write(record, bad)
+    return bad
+
+
+def _write(record: Path, bad: dict[str, str]) -> None:
     record.parent.mkdir(parents=True, exist_ok=True)
     tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(bad))
     os.replace(tmp, record)
-    return bad
