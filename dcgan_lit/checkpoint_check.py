@@ -12,23 +12,62 @@ HPARAM_KEYS: dict[str, str] = {"image_size": "data.image_size", "nc": "data.nc",
 _SHOWN = 4  # mismatched tensors listed in the message
 
 
+def describe_file(path: Path) -> str:
+    """What a file that failed to load as a checkpoint is, from its first bytes: text, an image, a truncated zip..."""
+    if not path.exists():
+        return "there is no such file"
+    if path.is_dir():
+        return "it is a folder, not a file"
+    size = path.stat().st_size
+    if size == 0:
+        return "it is an empty file"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return f"it is {kind}, not a checkpoint"
+    if head.startswith(b"PK\x03\x04"):
+        return f"it is a zip archive of {size} bytes but not a complete PyTorch checkpoint (truncated or another zip)"
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the file itself (run `git lfs pull`)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it holds {size} bytes of binary data that PyTorch cannot read"
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"it is a text file ({size} bytes, starting {first!r})"
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\x80", "a pickle that cannot be loaded safely (weights_only=True refused it)"),
+)
+
+
 def read_checkpoint(path: str) -> dict:
     """The checkpoint at `path`, loaded with weights_only=True: a file that needs arbitrary unpickling is refused."""
+    where = Path(path).expanduser()
     try:
-        ckpt = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and EOF errors all mean the same thing here
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        ckpt = torch.load(where, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and EOF errors: the file's first bytes say more than their messages
+        what = describe_file(where)
+        unsupported = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
+        if unsupported:  # a complete file holding objects that need arbitrary code to load
+            what = f"it holds Python objects that loading with weights_only=True refuses ({unsupported[0][:160]})"
         raise CheckpointError(
-            f"ckpt_path={path!r} cannot be read as a checkpoint ({reason[:200]}); pass a .ckpt file written by "
-            "dcgan_lit, such as outputs/<date>/<time>/checkpoints/last.ckpt."
+            f"ckpt_path={path!r} cannot be read as a checkpoint: {what}. Pass a .ckpt file written "
+            "by dcgan_lit, such as outputs/<date>/<time>/checkpoints/last.ckpt."
         ) from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"ckpt_path={path!r} is a PyTorch file but not a Lightning checkpoint (no state_dict).")
     return ckpt
 
 
-def check_checkpoint(path: str, model: nn.Module, hparams: dict) -> None:
-    """Raise CheckpointError saying what differs when `path` cannot resume `model`."""
+def check_checkpoint(path: str, model: nn.Module, hparams: dict) -> dict:
+    """The checkpoint at `path`; CheckpointError saying what differs when it cannot resume `model`."""
     ckpt = read_checkpoint(path)
     saved_hp = ckpt.get("hyper_parameters", {})
     differences = [
@@ -51,3 +90,4 @@ def check_checkpoint(path: str, model: nn.Module, hparams: dict) -> None:
             f"ckpt_path={path!r} was trained with another model: {'; '.join(listed)}. Resume with the original "
             "run's settings (its .hydra/overrides.yaml lists them)."
         )
+    return ckpt

@@ -6,7 +6,7 @@ python -m dcgan_lit.train -m model.lr_g=1e-4,2e-4
 """
 
 import logging
-import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,31 +26,18 @@ from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_config, check_multirun
 from dcgan_lit.errors import ConfigError, TrainingDiverged, UserError
+from dcgan_lit.output_files import writable_folder
 
 log = logging.getLogger(__name__)
 info = rank_zero_only(log.info)  # under DDP every rank runs this file; say things once
 EXIT_USER_ERROR = 2  # a config, data or checkpoint problem the message explains
 EXIT_DIVERGED = 3  # a loss became NaN or infinite; the last good checkpoint is kept
-EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what schedulers expect of a job that was told to stop
+EXIT_INTERRUPTED = 128 + signal.SIGTERM  # 143, what schedulers expect of a job that was told to stop (130: Ctrl-C)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a config group such as `callbacks` or `logger`."""
     return [instantiate(node) for node in (group or {}).values() if node is not None and "_target_" in node]
-
-
-def ensure_writable(folder: str) -> None:
-    """Fail at start-up, not at the first checkpoint an epoch later, when the run folder cannot be written."""
-    probe = Path(folder) / f".write_test.{os.getpid()}"
-    try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(
-            f"paths.output_dir={folder!r}: cannot write there ({e.strerror or e}); "
-            "point paths.output_dir (or hydra.run.dir) at a writable folder."
-        ) from e
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -61,7 +48,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # A submitit launcher starts every rank itself, as SLURM tasks, so nothing re-runs the sweep.
         by_slurm = "submitit" in str(hydra_cfg.launcher.get("_target_", ""))
         check_multirun(cfg, hydra_cfg.mode == RunMode.MULTIRUN and not by_slurm)
-    ensure_writable(cfg.paths.output_dir)
+    writable_folder(cfg.paths.output_dir, key="paths.output_dir")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -69,8 +56,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model: L.LightningModule = instantiate(cfg.model)
     # Stored in every checkpoint, so generate and evaluate rebuild the nets without the user retyping settings.
     model.run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
+    resumed_at = None  # the global step of the checkpoint resumed from
     if cfg.get("ckpt_path"):
-        check_checkpoint(cfg.ckpt_path, model, dict(model.hparams))
+        resumed_at = check_checkpoint(cfg.ckpt_path, model, dict(model.hparams)).get("global_step")
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics"):
         callbacks.append(instantiate(cfg.metrics))
@@ -90,14 +78,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException:
-        saved = [c.ckpt_path for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
-        where = f"saved {saved[0]}; continue with ckpt_path={saved[0]}" if saved else "no checkpoint callback"
+        preemption = [c for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
+        signum = preemption[0].signal if preemption else signal.SIGTERM
+        where = (
+            f"saved {preemption[0].ckpt_path}; continue with ckpt_path={preemption[0].ckpt_path}"
+            if preemption
+            else "no checkpoint callback"
+        )
         print(
-            f"interrupted by SIGTERM at epoch {trainer.current_epoch}, "
+            f"interrupted by {signum.name} at epoch {trainer.current_epoch}, "
             f"batch {trainer.fit_loop.epoch_loop.batch_progress.current.completed}: {where}",
             file=sys.stderr,
         )
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(128 + signum)  # what shells and schedulers expect of a job stopped by that signal
+    if resumed_at is not None and trainer.global_step == resumed_at:
+        limits = f"trainer.max_epochs={cfg.trainer.max_epochs}" + (
+            f", trainer.max_steps={cfg.trainer.max_steps}" if cfg.trainer.get("max_steps", -1) != -1 else ""
+        )
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path!r} has already trained {trainer.current_epoch} epochs, so {limits} left "
+            f"nothing to train. Raise the limit to continue, e.g. trainer.max_epochs={trainer.current_epoch + 5}."
+        )
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 

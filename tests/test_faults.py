@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig
 
 from dcgan_lit.checkpoint_io import AtomicCheckpointIO
-from dcgan_lit.errors import CheckpointError
-from dcgan_lit.train import EXIT_INTERRUPTED, train
+from dcgan_lit.errors import CheckpointError, ConfigError
+from dcgan_lit.train import train
 from tests.conftest import TINY
 from tests.conftest import load_checkpoint as load
 
@@ -48,29 +48,39 @@ def progress(path: Path) -> dict:
         return {"epoch": -1, "batches": 0}
 
 
-def test_sigterm_mid_epoch_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
-    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
-) -> None:
-    """Exactly equal (torch.equal) weights, BatchNorm buffers and Adam states, and the same optimizer step count."""
-    whole = tmp_path / "whole"
-    train(tiny_cfg(*RUN, output_dir=whole))
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The last checkpoint of the RUN config trained without interruption, to compare resumed runs with."""
+    from tests.conftest import compose_train
 
+    out = tmp_path_factory.mktemp("whole")
+    train(compose_train([*TINY, *RUN, f"paths.output_dir={out}", f"paths.data_dir={out / 'data'}"]))
+    return load(out / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_interrupt_mid_epoch_saves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, uninterrupted: dict, signum: signal.Signals
+) -> None:
+    """SIGTERM and Ctrl-C alike: the batch finishes, then a checkpoint; resumed, the run ends torch.equal."""
     cut = tmp_path / "cut"
     pace = tmp_path / "progress.json"
     proc = start_cli(cut, "+callbacks.pace._target_=tests.helpers.Pace", f"+callbacks.pace.path={pace}")
     wait_for(lambda: progress(pace)["batches"] >= 8, proc)  # epoch 1, batch 2 of 6
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_INTERRUPTED, stderr[-3000:]
+    assert proc.returncode == 128 + signum, stderr[-3000:]  # 143 for SIGTERM, 130 for Ctrl-C
     ckpt = cut / "checkpoints" / "last.ckpt"
-    assert "interrupted by SIGTERM at epoch 1, batch " in stderr and f"ckpt_path={ckpt}" in stderr
+    assert f"interrupted by {signum.name} at epoch 1, batch " in stderr and f"ckpt_path={ckpt}" in stderr
     saved = load(ckpt)
     done_in_epoch = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
     assert saved["epoch"] == 1 and 1 <= done_in_epoch < 6, "the checkpoint must be mid-epoch"
+    # A whole number of batches: D and G both updated as often (Ctrl-C used to land between them).
+    assert saved["global_step"] == 2 * (6 + done_in_epoch)
 
     resumed = tmp_path / "resumed"
     train(tiny_cfg(*RUN, f"ckpt_path={ckpt}", output_dir=resumed))
-    a, b = load(whole / "checkpoints" / "last.ckpt"), load(resumed / "checkpoints" / "last.ckpt")
+    a, b = uninterrupted, load(resumed / "checkpoints" / "last.ckpt")
     assert a["global_step"] == b["global_step"] == 24  # 12 batches x (D step + G step)
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
@@ -159,7 +169,8 @@ def test_ckpt_path_that_is_not_a_checkpoint_or_from_another_model_is_refused(
 ) -> None:
     notes = tmp_path / "notes.ckpt"
     notes.write_text("these are my notes, not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"ckpt_path=.*notes.ckpt' cannot be read as a checkpoint"):
+    with pytest.raises(CheckpointError, match=r"ckpt_path=.*notes.ckpt' cannot be read as a checkpoint: it is a "
+                       r"text file \(36 bytes, starting 'these are my notes, not a checkpoint'\)"):  # fmt: skip
         train(tiny_cfg(f"ckpt_path={notes}"))
 
     first = tmp_path / "first"
@@ -173,3 +184,46 @@ def test_ckpt_path_that_is_not_a_checkpoint_or_from_another_model_is_refused(
     assert "nz=16 in the checkpoint but 32 here (set model.nz)" in message
     assert "generator.main.0.weight: (16, 32, 4, 4) in the checkpoint, (32, 16, 4, 4) here" in message
     assert not (tmp_path / "second" / "checkpoints").exists()  # refused before anything was written
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    first = tmp_path / "first"
+    train(tiny_cfg("trainer.max_epochs=1", output_dir=first))
+    with pytest.raises(ConfigError, match=r"ckpt_path='.*last.ckpt' has already trained 1 epochs, so "
+                       r"trainer.max_epochs=1 left nothing to train\. Raise the limit to continue, e.g. "
+                       r"trainer.max_epochs=6"):  # fmt: skip
+        train(tiny_cfg("trainer.max_epochs=1", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
+
+
+def test_a_full_disk_while_writing_samples_and_figures_costs_neither_the_run_nor_its_checkpoints(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    import matplotlib.figure
+    from PIL import Image
+
+    import dcgan_lit.callbacks.sample_grid as sample_grid
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    pil_save = Image.Image.save
+
+    def no_space_on_disk(image: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        if isinstance(fp, (str, Path)):  # files fail; TensorBoard's in-memory PNGs still encode
+            no_space()
+        pil_save(image, fp, *args, **kwargs)
+
+    monkeypatch.setattr(sample_grid, "save_image", no_space)  # the grids
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", no_space)  # losses.png, scores.png
+    monkeypatch.setattr(Image.Image, "save", no_space_on_disk)  # progress.gif, real_vs_fake.png
+    train(tiny_cfg("trainer.max_epochs=2"))
+    assert load(tmp_path / "run" / "checkpoints" / "last.ckpt")["epoch"] == 1  # both epochs trained and saved
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "cannot write" in r.getMessage()]
+    assert (
+        f"cannot write {tmp_path / 'run' / 'samples' / 'real.png'} (No space left on device); skipped it, "
+        "training and checkpoints go on" in warnings
+    )
+    assert any("epoch_001.png" in w for w in warnings) and any("losses.png" in w for w in warnings)
