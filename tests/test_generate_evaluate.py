@@ -1,4 +1,4 @@
-"""generate and evaluate from a checkpoint alone: no model settings retyped."""
+"""generate and evaluate from a checkpoint alone: no model settings retyped, and bad arguments refused in one line."""
 
 import json
 import os
@@ -8,11 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from PIL import Image
+from torchvision.utils import save_image
 
-from dcgan_lit.generate import slerp
+from dcgan_lit.checkpoint_model import load_generator
+from dcgan_lit.errors import ConfigError
+from dcgan_lit.generate import grid_image, run, slerp
 from dcgan_lit.train import train
-from tests.test_metrics import tiny_weights  # noqa: F401  (a fixture)
+from tests.conftest import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +26,11 @@ def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", f"dcgan_lit.{module}", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # run from another folder, as a user would
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def generate_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("generate", overrides=list(overrides))
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +55,82 @@ def test_grid_interpolation_and_export(checkpoint: Path, tmp_path: Path) -> None
     assert gif.n_frames == 15  # 3 legs x 5 steps
     assert Image.open(tmp_path / "interpolation.png").size == (5 * 34 + 2, 3 * 34 + 2)
 
-    proc = cli("generate", f"ckpt_path={checkpoint}", "mode=export", "out=g.pt", cwd=tmp_path)
+    proc = cli("generate", f"ckpt_path={checkpoint}", "mode=export", "out=g.pt2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Warning" not in proc.stderr, proc.stderr  # no TracerWarning or deprecation notes: nothing to act on
+
+
+def test_the_exported_generator_takes_both_z_shapes_any_batch_and_loads_without_dcgan_lit(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "g.pt2"
+    run(generate_cfg(f"ckpt_path={checkpoint}", "mode=export", f"out={out}"))
     standalone = (
-        "import sys, json, torch; files = {'dcgan_lit.json': ''}; "
-        "g = torch.jit.load('g.pt', _extra_files=files); nz = json.loads(files['dcgan_lit.json'])['nz']; "
-        "x = g(torch.randn(3, nz)); assert not any(m.startswith('dcgan_lit') for m in sys.modules); "
-        "print(tuple(x.shape))"
+        "import sys, json, torch; sys.modules['dcgan_lit'] = None; files = {'dcgan_lit.json': ''}; "
+        "g = torch.export.load('g.pt2', extra_files=files).module(); nz = json.loads(files['dcgan_lit.json'])['nz']; "
+        "shapes = [tuple(g(torch.randn(b, nz)).shape) for b in (1, 5, 300)]; "
+        "shapes.append(tuple(g(torch.randn(3, nz, 1, 1)).shape)); "
+        "print(shapes)"
     )
     proc = subprocess.run([sys.executable, "-c", standalone], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.strip() == "(3, 3, 32, 32)", proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[(1, 3, 32, 32), (5, 3, 32, 32), (300, 3, 32, 32), (3, 3, 32, 32)]"
+
+    exported = torch.export.load(str(out)).module()
+    generator, _ = load_generator(str(checkpoint), torch.device("cpu"))  # eval mode: BatchNorm running statistics
+    z = torch.randn(7, 16)
+    with torch.no_grad():
+        expected = generator(z)
+        assert torch.equal(exported(z), expected)
+        assert torch.equal(exported(z[:, :, None, None]), expected)  # the tutorial's (B, nz, 1, 1)
+
+
+def test_the_grid_is_rendered_in_chunks_and_equals_torchvisions(checkpoint: Path, tmp_path: Path) -> None:
+    generator, _ = load_generator(str(checkpoint), torch.device("cpu"))
+    seen: list[int] = []
+    generator.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    z = torch.randn(37, 16)
+    grid = grid_image(generator, z, nrow=8, device=torch.device("cpu"), batch_size=10)
+    assert seen == [10, 10, 10, 7]  # memory does not grow with num: num=100000 is 10,000 small batches
+    with torch.no_grad():
+        save_image(generator(z), tmp_path / "reference.png", nrow=8, normalize=True, value_range=(-1, 1))
+    assert grid.tobytes() == Image.open(tmp_path / "reference.png").convert("RGB").tobytes()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["num=0"], r"num=0: must be a whole number >= 1"),
+        (["num=-1"], r"num=-1: must be a whole number >= 1"),
+        (["mode=interpolate", "points=1"], r"points=1: must be a whole number >= 2"),
+        (["mode=sketch"], r"mode='sketch': must be one of grid, interpolate, export"),
+        (["out=no/such/folder/grid.png"], r"out='no/such/folder/grid.png': the folder no/such/folder does not exist"),
+        (["mode=export", "out=g.pt"], r"out='g.pt': mode=export writes a torch.export program.*name it g.pt2"),
+    ],
+)
+def test_bad_generate_arguments_are_refused_naming_the_key(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        run(generate_cfg(f"ckpt_path={checkpoint}", *overrides))
+
+
+@pytest.mark.parametrize("mode", ["grid", "interpolate", "export"])
+def test_generate_into_a_read_only_folder_is_refused_before_rendering(
+    checkpoint: Path, read_only_dir: Path, mode: str
+) -> None:
+    out = read_only_dir / ("x.pt2" if mode == "export" else "x.png")
+    with pytest.raises(ConfigError, match=rf"out='{out}': cannot write into {read_only_dir} \(.*\); choose another"):
+        run(generate_cfg(f"ckpt_path={checkpoint}", f"mode={mode}", f"out={out}"))
+
+
+def test_generate_without_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    proc = cli("generate", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (
+        "error: ckpt_path is not set: pass a checkpoint, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/last.ckpt."
+    )
 
 
 def test_slerp_keeps_the_endpoints_and_the_norm() -> None:
@@ -64,7 +140,7 @@ def test_slerp_keeps_the_endpoints_and_the_norm() -> None:
     assert path.shape == (2, 5, 16)
 
 
-def test_evaluate_writes_fid_kid_and_the_protocol(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:  # noqa: F811
+def test_evaluate_writes_fid_kid_and_the_protocol(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:
     out = tmp_path / "report.json"
     proc = cli("evaluate", f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}",
                "metrics.num_fake=50", f"out={out}", f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
@@ -72,20 +148,35 @@ def test_evaluate_writes_fid_kid_and_the_protocol(checkpoint: Path, tmp_path: Pa
     report = json.loads(out.read_text())
     assert report["fid"] > 0 and report["kid"]["std"] >= 0
     protocol = report["protocol"]
-    assert protocol["num_fake"] == 50 and protocol["num_real"] == 12 and protocol["resolution"] == 32
+    assert protocol["num_fake"] == 50 and protocol["resolution"] == 32
+    # 12 held-out images are too few to score against (metrics.min_heldout): the 108 training images stand in.
+    assert protocol["num_real"] == 108 and protocol["reference"]["split"] == "train"
+    assert "fewer than metrics.min_heldout=1000" in protocol["reference"]["why"]
     assert "no antialias" in protocol["resize"] and protocol["extractor"].startswith("torchscript:")
-    assert "FID " in proc.stdout
+    assert "FID " in proc.stdout and "reference: the 108 training images" in proc.stdout
+
+
+def test_evaluate_refuses_an_unwritable_report_path_before_computing(
+    checkpoint: Path, tmp_path: Path, read_only_dir: Path, tiny_weights: Path
+) -> None:
+    out = read_only_dir / "report.json"
+    proc = cli("evaluate", f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", f"out={out}",
+               f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith(f"error: out='{out}': cannot write into {read_only_dir}")
+    assert "reference:" not in proc.stdout  # refused before the data was read or a sample drawn
 
 
 def test_generate_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "x.ckpt").write_text("nope")
     proc = cli("generate", f"ckpt_path={tmp_path / 'x.ckpt'}", cwd=tmp_path)
-    assert (
-        proc.returncode == 2 and proc.stderr.strip().startswith("error: ckpt_path=") and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: ckpt_path=") and "it is a text file (4 bytes, starting 'nope')" in (
+        proc.stderr
     )
 
 
-def test_evaluate_refuses_data_of_another_resolution(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:  # noqa: F811
+def test_evaluate_refuses_data_of_another_resolution(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:
     args = [f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "data=synthetic",
             "data.image_size=64", "data.num_images=50", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     proc = cli("evaluate", *args, cwd=tmp_path)
