@@ -1,5 +1,6 @@
 """Every config group option and every experiment composes, and its objects instantiate."""
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from dcgan_lit.callbacks.sample_grid import SampleGrid
 from dcgan_lit.data.datamodule import ImageDataModule
 from dcgan_lit.module import DCGAN
 from dcgan_lit.train import instantiate_group
-from tests.conftest import CONF_DIR, compose_train
+from tests.conftest import CONF_DIR, compose_train, load_checkpoint
 
 
 def options(group: str) -> list[str]:
@@ -125,21 +126,35 @@ def test_overrides_users_type() -> None:
     assert (cfg.model.generator.image_size, cfg.model.discriminator.nc) == (64, 1)
 
 
-@pytest.mark.parametrize("experiment", options("experiment"))
-def test_every_experiment_trains_a_step(experiment: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
-    """A fast_dev_run of each experiment, shrunk, on data the test generates."""
-    from dcgan_lit.train import train
+def experiment_data(experiment: str, folder: Path) -> list[str]:
+    """Overrides pointing an experiment at data the test writes: no download, no /usr/share/datasets."""
     from tests.test_data_folder import make_celeba
     from tests.test_data_mnist import digits, write_idx
 
-    extra: list[str] = []
-    if experiment in ("celeba", "space"):
-        make_celeba(tmp_path / "imgs", n=20)
-        extra = [f"data.root={tmp_path / 'imgs'}", "data.num_workers=0"]
-    elif experiment == "fashion_mnist":
-        write_idx(tmp_path / "fm", digits(40, 0), digits(10, 1), gz=True)
-        extra = [f"data.root={tmp_path / 'fm'}", "data.search_dirs=[]", "data.download=false"]
-    train(tiny_cfg(f"experiment={experiment}", "+trainer.fast_dev_run=2", "data.batch_size=4", *extra))
+    data = compose_train([f"experiment={experiment}", "data.root=x", "paths.output_dir=x"]).data
+    if data._target_.endswith("FolderDataModule"):
+        make_celeba(folder, n=60)  # 57 training images: enough to score against (metrics.min_heldout)
+        return [f"data.root={folder}", "data.num_workers=0"]
+    assert data._target_.endswith("MNISTDataModule"), data._target_
+    write_idx(folder, digits(64, 0), digits(16, 1), gz=True)
+    return [f"data.root={folder}", "data.search_dirs=[]", "data.download=false"]
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_trains_and_scores_on_generated_data(
+    experiment: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path, tiny_weights: Path
+) -> None:
+    """Each experiment, shrunk, for 2 batches and a FID with the stand-in extractor: offline, with its own data."""
+    from dcgan_lit.train import train
+
+    cfg = tiny_cfg(f"experiment={experiment}", *experiment_data(experiment, tmp_path / "data_files"),
+                   "trainer.max_epochs=1", "trainer.limit_train_batches=2", "data.batch_size=8",
+                   f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=16")  # fmt: skip
+    metrics = train(cfg)
+    assert all(math.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", "val/fid", "val/kid"))
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 2 * (cfg.model.get("n_critic", 1) + 1)  # 2 batches, D then G updates each
+    assert ckpt["run_config"]["data"]["_target_"] == cfg.data._target_
 
 
 def test_the_readme_names_every_config_group_and_option() -> None:

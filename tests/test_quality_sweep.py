@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from tests.conftest import TINY, compose_train
-from tests.test_metrics import tiny_weights  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +43,7 @@ def test_preset_names_that_are_unknown_or_loop_are_refused() -> None:
         sweep.expand("a", {"a": ["b"], "b": ["a", "x=1"]})
 
 
-def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path, tiny_weights: Path) -> None:  # noqa: F811
+def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path, tiny_weights: Path) -> None:
     sweep = load_sweep()
     presets = tmp_path / "presets.yaml"
     presets.write_text(yaml.safe_dump({

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dcgan_lit import losses
 from dcgan_lit.diffaugment import cutout, diff_augment, parse_policy
+from dcgan_lit.errors import ConfigError
 from dcgan_lit.nets.discriminator import Discriminator
 from dcgan_lit.train import train
 from tests.conftest import load_checkpoint as load
@@ -46,29 +48,88 @@ def test_spectral_norm_bounds_each_convolution() -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.main)
 
 
+def d_layers(model: torch.nn.Module, kind: type) -> list[torch.nn.Module]:
+    return [m for m in model.discriminator.main if isinstance(m, kind)]
+
+
+def check_hinge_sn(model: torch.nn.Module) -> None:
+    assert model.hparams.loss == "hinge"
+    convs = d_layers(model, torch.nn.Conv2d)
+    assert convs and all(hasattr(c, "parametrizations") and hasattr(c.parametrizations, "weight") for c in convs)
+    assert not d_layers(model, torch.nn.BatchNorm2d)
+
+
+def check_lsgan(model: torch.nn.Module) -> None:
+    assert (model.hparams.loss, model.hparams.real_label) == ("lsgan", 0.9)
+    d_real, d_fake = torch.full((4,), 0.9), torch.zeros(4)
+    loss, _, _ = model.discriminator_loss(torch.zeros(4, 3, 32, 32), torch.zeros(4, 3, 32, 32))  # runs D
+    assert losses.d_loss("lsgan", d_real, d_fake, real_label=0.9) == 0 and loss.isfinite()
+
+
+def check_wgan_gp(model: torch.nn.Module) -> None:
+    assert (model.hparams.loss, model.hparams.n_critic, model.optimizer_steps_per_batch) == ("wgan-gp", 3, 4)
+    assert not d_layers(model, torch.nn.BatchNorm2d)
+
+
+def check_k5_dropout_first_bn(model: torch.nn.Module) -> None:
+    g_convs = [m for m in model.generator.main if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.kernel_size for c in g_convs] == [(4, 4)] + [(5, 5)] * (len(g_convs) - 1)  # 1x1 -> 4x4, then 5x5
+    d_convs = d_layers(model, torch.nn.Conv2d)
+    assert [c.kernel_size for c in d_convs] == [(5, 5)] * (len(d_convs) - 1) + [(4, 4)]  # 4x4 -> 1x1 logit last
+    relus, drops = d_layers(model, torch.nn.LeakyReLU), d_layers(model, torch.nn.Dropout)
+    assert len(drops) == len(relus) and all(d.p == 0.3 for d in drops)  # one after each LeakyReLU
+    assert isinstance(model.discriminator.main[1], torch.nn.BatchNorm2d)  # on D's first layer too
+    z = torch.randn(2, 16)
+    assert model.generator(z).shape == (2, 3, 32, 32) and model.discriminator(model.generator(z)).shape == (2,)
+
+
 @pytest.mark.parametrize(
-    "overrides, steps_per_batch",
+    "overrides, check",
     [
-        (["model.loss=hinge", "model.discriminator.spectral_norm=true", "model.discriminator.batch_norm=false"], 2),
-        (["model.loss=lsgan", "model.real_label=0.9"], 2),
-        (["model.loss=wgan-gp", "model.n_critic=3", "model.discriminator.batch_norm=false"], 4),
+        (
+            ["model.loss=hinge", "model.discriminator.spectral_norm=true", "model.discriminator.batch_norm=false"],
+            check_hinge_sn,
+        ),
+        (["model.loss=lsgan", "model.real_label=0.9"], check_lsgan),
+        (["model.loss=wgan-gp", "model.n_critic=3", "model.discriminator.batch_norm=false"], check_wgan_gp),
         (
             [
                 "model.generator.kernel_size=5",
                 "model.discriminator.dropout=0.3",
                 "model.discriminator.first_batch_norm=true",
             ],
-            2,
-        ),  # fmt: skip
-    ],
+            check_k5_dropout_first_bn,
+        ),
+    ],  # fmt: skip
+    ids=["hinge_sn", "lsgan", "wgan_gp", "k5_dropout_first_bn"],
 )
-def test_each_option_trains(
-    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, overrides: list[str], steps_per_batch: int
+def test_each_option_builds_its_layers_and_trains(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, overrides: list[str], check: Callable
 ) -> None:
-    metrics = train(tiny_cfg(*overrides, "trainer.max_epochs=1"))
+    cfg = tiny_cfg(*overrides, "trainer.max_epochs=1")
+    check(instantiate(cfg.model))
+    metrics = train(cfg)
     ckpt = load(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    steps_per_batch = cfg.model.n_critic + 1
     assert ckpt["global_step"] == 3 * steps_per_batch  # 3 batches; n_critic D steps + 1 G step each
     assert all(torch.isfinite(torch.tensor(metrics[k])) for k in ("train/d_loss", "train/g_loss"))
+
+
+def test_mlp_gan_is_the_fully_connected_gan(tiny_cfg: Callable[..., DictConfig]) -> None:
+    model = instantiate(tiny_cfg("model=mlp_gan", "data.nc=1").model)
+    g_linear = [m.out_features for m in model.generator.main if isinstance(m, torch.nn.Linear)]
+    assert g_linear == [256, 512, 1024, 1 * 32 * 32]
+    assert [m.num_features for m in model.generator.main if isinstance(m, torch.nn.BatchNorm1d)] == [512, 1024]
+    assert isinstance(model.generator.main[-1], torch.nn.Tanh)
+    assert [m.out_features for m in model.discriminator.main if isinstance(m, torch.nn.Linear)] == [512, 256, 1]
+    # D's loss is (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2; G's loss is BCE(D(G(z)), 1), the flipped label.
+    real, fake = torch.rand(6, 1, 32, 32) * 2 - 1, model.generator(torch.randn(6, 16)).detach()
+    loss, d_real, d_fake = model.discriminator_loss(real, fake)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    expected = 0.5 * (bce(d_real, torch.ones(6)) + bce(d_fake, torch.zeros(6)))
+    assert torch.allclose(loss, expected)
+    g_loss, d_fake_g = model.generator_loss(fake)
+    assert torch.allclose(g_loss, bce(d_fake_g, torch.ones(6)))
 
 
 def test_ema_samples_and_checkpoints_use_the_averaged_generator(
@@ -117,7 +178,7 @@ def test_ema_generator_batchnorm_statistics(tiny_cfg: Callable[..., DictConfig],
 def test_ema_bn_stats_must_be_known() -> None:
     from dcgan_lit.callbacks.ema import GeneratorEMA
 
-    with pytest.raises(Exception, match=r"callbacks.ema.bn_stats='mean': must be one of averaged, recomputed"):
+    with pytest.raises(ConfigError, match=r"callbacks.ema.bn_stats='mean': must be one of averaged, recomputed"):
         GeneratorEMA(bn_stats="mean")
 
 
@@ -147,6 +208,7 @@ def test_space_experiment_turns_diffaugment_on(tiny_cfg: Callable[..., DictConfi
     cfg = tiny_cfg("experiment=space", f"data.root={folder}", "metrics=none", "trainer.max_epochs=1",
                    "data.batch_size=8", "data.image_size=32")  # fmt: skip
     assert cfg.model.diffaugment == "color,translation,cutout"
+    assert isinstance(instantiate(cfg.model).discriminator.main[1], torch.nn.BatchNorm2d)  # first_batch_norm
     train(cfg)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
