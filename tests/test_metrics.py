@@ -210,3 +210,13 @@ def test_without_weights_offline_the_download_path_fails_with_what_to_do(monkeyp
     monkeypatch.setattr(tm_fid, "NoTrainInceptionV3", offline)  # what torch-fidelity's download does offline
     with pytest.raises(ConfigError, match=r"torchmetrics' FID Inception is unavailable .*make fid-weights"):
         load_extractor(None)
+
+
+def test_the_nhwc_fast_path_gives_the_plain_nets_features(tiny_weights: Path) -> None:
+    """The extractor feeds the net channels-last (1.4x faster on a CPU); the features must not change."""
+    extractor = load_extractor(str(tiny_weights))
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    resized = torch.nn.functional.interpolate(images.float(), size=(299, 299), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        plain = extractor.net((resized - 128) / 128).flatten(1)
+    assert torch.allclose(extractor(images), plain, rtol=1e-5, atol=1e-6)

@@ -22,13 +22,20 @@ def load_sweep():
     return module
 
 
-@pytest.mark.parametrize("presets_file, epochs", [("quality_presets.yaml", 15), ("speed_presets.yaml", 5)])
-def test_every_shipped_preset_composes_with_the_protocol(presets_file: str, epochs: int) -> None:
+@pytest.mark.parametrize(
+    "presets_file, epochs, num_fake",
+    [("quality_presets.yaml", 15, 10_000), ("speed_presets.yaml", 5, 10_000), ("fmnist32_presets.yaml", 15, 2000)],
+)
+def test_every_shipped_preset_composes_with_the_protocol(presets_file: str, epochs: int, num_fake: int) -> None:
     sweep = load_sweep()
     spec = yaml.safe_load((REPO / "benchmarks" / presets_file).read_text())
     for name in spec["presets"]:
         cfg = compose_train([*spec["protocol"], *sweep.expand(name, spec["presets"])])
-        assert cfg.trainer.max_epochs == epochs and cfg.metrics.num_fake == 10_000, name
+        assert cfg.trainer.max_epochs == epochs and cfg.metrics.num_fake == num_fake, name
+    if presets_file == "fmnist32_presets.yaml":  # the CPU protocol: one run at a time, scored at 10k
+        assert (cfg.trainer.accelerator, cfg.data.image_size, spec["parallel"], spec["final_fid"]) == ("cpu", 32, 1,
+                                                                                                     10_000)  # fmt: skip
+        return
     if presets_file == "speed_presets.yaml":
         return
     b64 = sweep.expand("hinge_sn_ema_b64", spec["presets"])
@@ -54,7 +61,8 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     extra = [*tiny, "data.num_images=120", "metrics.num_fake=40", "metrics.every_n_epochs=1",
              "callbacks.throughput.warmup_batches=1", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     out = tmp_path / "sweep"
-    args = ["--presets-file", str(presets), "--weights", str(tiny_weights), "--seeds", "1", "--parallel", "2"]
+    args = ["--presets-file", str(presets), "--weights", str(tiny_weights), "--seeds", "1", "--parallel", "2",
+            "--final-fid", "30"]  # fmt: skip
     code = sweep.main([*args, "--out", str(out), "--", *extra])
 
     assert code == 1  # one run failed
@@ -69,10 +77,15 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     assert "model.loss='nope': must be one of" in records["bad"]["error"] and records["bad"]["scores"] == {}
 
     report = (out / "quality.md").read_text()
-    assert "| preset | seed | FID @1 ep | FID @2 ep | KID (last) | img/s | wall time |" in report
-    assert records["plain"]["images_per_sec"] > 0
-    plain_final = records["plain"]["scores"]["2"]["fid"]
-    assert f"| plain | {plain_final:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
+    head = "| preset | seed | FID @1 ep | FID @2 ep | FID-0k (last) | train min | img/s | wall time | command |"
+    assert head in report
+    assert records["plain"]["images_per_sec"] > 0 and 0 < records["plain"]["train_minutes"] < 5
+    # --final-fid: the last checkpoint scored by evaluate, whose report is what the table and the mean show.
+    evaluation = json.loads((out / "plain" / "seed1" / "final_fid.json").read_text())
+    assert records["plain"]["evaluation"] == evaluation and evaluation["protocol"]["num_fake"] == 30
+    assert f"**{evaluation['fid']:.2f}**" in report
+    assert f"| plain | {evaluation['fid']:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
+    assert "`python -m dcgan_lit.train data=synthetic metrics=fid trainer=cpu " in report  # each row's command
 
 
 def test_the_data_is_checked_once_before_any_run_starts(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ its inputs; antialiasing would smooth GAN textures and lower FID against publish
 """
 
 import hashlib
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,10 @@ class FIDFeatures(nn.Module):
         if not self.tf_range:
             return self.net(x).reshape(len(x), -1).float()
         x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
-        return self.net((x - 128) / 128).reshape(len(x), -1).float()
+        # NHWC: convolutions run 1.4x faster on a 2-core CPU (11.3 instead of 8.0 img/s), features equal within
+        # 1e-6 relative (BENCHMARKS.md).
+        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+        return self.net(x).reshape(len(x), -1).float()
 
 
 def file_sha256(path: str) -> str:
@@ -60,7 +64,9 @@ def load_extractor(inception_weights: str | None) -> FIDFeatures:
     """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online)."""
     if inception_weights:
         try:
-            net = torch.jit.load(inception_weights, map_location="cpu").eval()
+            with warnings.catch_warnings():  # the weights only exist as TorchScript: nothing for a user to change
+                warnings.filterwarnings("ignore", r"`torch\.jit\.load` is deprecated", FutureWarning)
+                net = torch.jit.load(inception_weights, map_location="cpu").eval()
         except (OSError, RuntimeError, ValueError) as e:
             raise ConfigError(
                 f"metrics.inception_weights={inception_weights!r} cannot be loaded as TorchScript ({e}); "
