@@ -33,8 +33,8 @@ def test_every_shipped_preset_composes_with_the_protocol(presets_file: str, epoc
         cfg = compose_train([*spec["protocol"], *sweep.expand(name, spec["presets"])])
         assert cfg.trainer.max_epochs == epochs and cfg.metrics.num_fake == num_fake, name
     if presets_file == "fmnist32_presets.yaml":  # the CPU protocol: one run at a time, scored at 10k
-        assert (cfg.trainer.accelerator, cfg.data.image_size, spec["parallel"], spec["final_fid"]) == ("cpu", 32, 1,
-                                                                                                     10_000)  # fmt: skip
+        protocol = (cfg.trainer.accelerator, cfg.data.image_size, spec["parallel"], spec["final_fid"])
+        assert protocol == ("cpu", 32, 1, 10_000)
         return
     if presets_file == "speed_presets.yaml":
         return
