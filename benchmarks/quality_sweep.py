@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_data([*(args.protocol or spec["protocol"]), *extra])
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
+
     def finish(run: Run) -> None:
         if run.returncode == 0:
             run.scores = read_scores(run.dir)
