@@ -104,8 +104,8 @@ def prepare_data(overrides: list[str]) -> None:
 
 def launch(runs: list[Run], parallel: int, on_done: Callable[[Run], None] = lambda run: None) -> None:
     """Runs them, at most `parallel` at a time, each logging to <dir>/train.log; `on_done(run)` as each ends."""
-    # Split the CPU between the runs rather than have each one spawn a thread per core.
-    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    # Split the CPUs this process may use (taskset) between the runs, rather than have each spawn a thread per core.
+    threads = str(max(1, len(os.sched_getaffinity(0)) // parallel))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": str(REPO)}
     pending, active = list(runs), []
     while pending or active:
