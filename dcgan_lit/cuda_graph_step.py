@@ -1,16 +1,19 @@
 """The GAN step's forward and backward passes replayed as two CUDA graphs; the optimizer steps stay eager.
 
 A DCGAN-64 step is hundreds of small kernels, so on a fast GPU an eager step waits on Python and kernel launches.
-Capturing the D pass (G forward, D on real and fake, D backward) and the G pass (D on the fake, G backward) as
-CUDA graphs removes that launch cost while everything Lightning tracks stays eager and visible: `opt.step()` runs
-through Lightning's optimizers, so global_step, optimizer hooks, checkpoints and resume work unchanged.
+Capturing the module's own D pass (`d_backward`: G forward, D on real and fake, D backward) and G pass
+(`g_backward`: D on the fake, G backward) as CUDA graphs removes that launch cost, while everything Lightning
+tracks stays eager and visible: `opt.step()` runs through Lightning's optimizers, so global_step, optimizer hooks,
+checkpoints and resume work unchanged.
 
-The update is the eager one: same losses, same BatchNorm statistics updates, same z draw from the same generator,
-and grads zeroed then accumulated instead of set to None (0 + g == g). `tests/test_cuda_graph.py` checks it
-against the eager step on a GPU; BENCHMARKS.md records the result.
+Nothing of the algorithm is written here: the graphs hold exactly the module's passes, with grads zeroed rather
+than set to None (0 + g == g) and z drawn by `normal_()` into a static buffer, the same draw as `torch.randn`.
+The capture-and-replay plumbing runs on a `GraphBackend`; `tests/test_cuda_graph.py` swaps in one that replays
+by calling the captured function again, so CI checks on the CPU that N steps here equal N eager steps.
 """
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 from lightning.pytorch import LightningModule
@@ -52,35 +55,72 @@ def use_cuda_graph(
     return bool(requested is not False and blocker is None)
 
 
-class CudaGraphStep:
-    """Runs `module`'s GAN step for fixed-shape batches, capturing it after WARMUP_STEPS eager steps.
+class GraphBackend:
+    """CUDA graphs: captured on a side stream and replayed; the interface tests replace with a CPU stand-in."""
 
-    The module provides the three pieces of Algorithm 1 it also runs eagerly:
-    `generator(z)`, `discriminator_loss(real, fake) -> (loss, d_real, d_fake)` and
-    `generator_loss(fake) -> (loss, d_fake)`, plus `step_stats(...)`, which packs the logged scalars.
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.stream = device, torch.cuda.Stream(device)
+
+    def new_graph(self) -> torch.cuda.CUDAGraph:
+        return torch.cuda.CUDAGraph()
+
+    def capture(self, graph: torch.cuda.CUDAGraph, fn: Callable[[], None], share_pool_with: object = None) -> None:
+        """Record fn's kernels into graph (they do not run now); `graph.replay()` runs them."""
+        pool = share_pool_with.pool() if share_pool_with is not None else None
+        with torch.cuda.graph(graph, stream=self.stream, pool=pool):
+            fn()
+
+    def on_side_stream(self, fn: Callable[..., Tensor], *args: object) -> Tensor:
+        """Run fn eagerly on the side stream that capture uses, as PyTorch's CUDA-graph warm-up recipe asks."""
+        current = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(current)
+        with torch.cuda.stream(self.stream):
+            out = fn(*args)
+        current.wait_stream(self.stream)
+        return out
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.device)
+
+    def capture_autocast(self) -> AbstractContextManager:
+        # The autocast cache would hand the graph weight casts made outside it; it must be off while capturing.
+        return torch.autocast(
+            "cuda",
+            dtype=torch.get_autocast_dtype("cuda"),
+            enabled=torch.is_autocast_enabled("cuda"),
+            cache_enabled=False,
+        )
+
+
+class CudaGraphStep:
+    """Runs `module`'s GAN step for fixed-shape batches, capturing its D and G passes after WARMUP_STEPS eager steps.
 
     Args:
-        module: the DCGAN LightningModule.
-        eager_step: the module's eager step `(real, opt_d, opt_g) -> stats`, used for warm-up and odd batches.
+        module: the DCGAN LightningModule, whose `d_backward`, `g_backward` and `step_stats` are captured.
+        eager_step: the module's eager step `(real, opt_d, opt_g, set_to_none) -> stats`, for warm-up and odd batches.
+        backend: where graphs are captured and replayed; None: CUDA graphs on the module's device.
     """
 
-    def __init__(self, module: LightningModule, eager_step: Callable[..., Tensor]) -> None:
+    def __init__(
+        self, module: LightningModule, eager_step: Callable[..., Tensor], backend: GraphBackend | None = None
+    ) -> None:
         self.module, self.eager_step = module, eager_step
+        self.backend = backend or GraphBackend(module.device)
         self.warmups_left = WARMUP_STEPS
-        self.stream = torch.cuda.Stream(module.device)
-        self.graph_d: torch.cuda.CUDAGraph | None = None
-        self.graph_g: torch.cuda.CUDAGraph | None = None
+        self.graph_d: object = None
+        self.graph_g: object = None
         self.real: Tensor | None = None  # static input buffers the graphs read
         self.z: Tensor | None = None
-        self.stats: Tensor | None = None  # static output the G graph writes
-        self._static: tuple[Tensor, ...] = ()  # the graphs' intermediate outputs, kept alive with the graphs
+        self.fake: Tensor | None = None  # static outputs the graphs write: G(z), D's pass, the step's stats
+        self.d_out: tuple[Tensor, ...] = ()
+        self.stats: Tensor | None = None
         self._warned_shape = False
 
     def __call__(self, real: Tensor, opt_d: LightningOptimizer, opt_g: LightningOptimizer) -> Tensor:
         if self.graph_d is None:
             if self.warmups_left > 0:
                 self.warmups_left -= 1
-                return self._on_capture_stream(self.eager_step, real, opt_d, opt_g)
+                return self.backend.on_side_stream(self.eager_step, real, opt_d, opt_g)
             self._capture(real, opt_d, opt_g)
         if real.shape != self.real.shape or real.stride() != self.real.stride():
             if not self._warned_shape:
@@ -89,10 +129,7 @@ class CudaGraphStep:
                     f"{tuple(self.real.shape)}; such batches run eagerly (keep drop_last=True for full speed)."
                 )
                 self._warned_shape = True
-            return self.eager_step(real, opt_d, opt_g)
-        return self._replay(real, opt_d, opt_g)
-
-    def _replay(self, real: Tensor, opt_d: LightningOptimizer, opt_g: LightningOptimizer) -> Tensor:
+            return self.eager_step(real, opt_d, opt_g, set_to_none=False)  # the graphs own the grad tensors
         self.real.copy_(real)
         self.z.normal_()  # the same draw as the eager step's torch.randn(b, nz)
         self.graph_d.replay()
@@ -101,51 +138,24 @@ class CudaGraphStep:
         opt_g.step()
         return self.stats
 
-    def _on_capture_stream(self, fn: Callable[..., Tensor], *args: object) -> Tensor:
-        """Run fn on the side stream that capture uses, as PyTorch's CUDA-graph warm-up recipe asks."""
-        current = torch.cuda.current_stream(self.module.device)
-        self.stream.wait_stream(current)
-        with torch.cuda.stream(self.stream):
-            out = fn(*args)
-        current.wait_stream(self.stream)
-        return out
-
     def _capture(self, real: Tensor, opt_d: LightningOptimizer, opt_g: LightningOptimizer) -> None:
-        m = self.module
-        d_params = [p for g in opt_d.param_groups for p in g["params"]]
-        g_params = [p for g in opt_g.param_groups for p in g["params"]]
-        for p in d_params + g_params:
+        for p in (p for opt in (opt_d, opt_g) for group in opt.param_groups for p in group["params"]):
             if p.grad is None:  # the graphs write into these very tensors; the eager optimizers read them
                 p.grad = torch.zeros_like(p)
-        d_grads, g_grads = [p.grad for p in d_params], [p.grad for p in g_params]
         self.real = torch.empty_like(real)
-        self.z = torch.empty(real.size(0), m.hparams.nz, device=real.device)
-        # The autocast cache would hand the graph weight casts made outside it; it must be off while capturing.
-        autocast = torch.autocast(
-            "cuda",
-            dtype=torch.get_autocast_dtype("cuda"),
-            enabled=torch.is_autocast_enabled("cuda"),
-            cache_enabled=False,
-        )
-        self.graph_d, self.graph_g = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
-        torch.cuda.synchronize(m.device)
-        with autocast:
-            # (1) D pass: the fake's autograd graph stays alive for the G pass, in the pool both graphs share.
-            with torch.cuda.graph(self.graph_d, stream=self.stream):
-                fake = m.generator(self.z)
-                m.toggle_optimizer(opt_d)
-                d_loss, d_real, d_fake = m.discriminator_loss(self.real, fake.detach())
-                torch._foreach_zero_(d_grads)
-                d_loss.backward()
-                m.untoggle_optimizer(opt_d)
-            # (2) G pass, with D's parameters frozen so no D weight gradients are computed.
-            with torch.cuda.graph(self.graph_g, stream=self.stream, pool=self.graph_d.pool()):
-                m.toggle_optimizer(opt_g)
-                g_loss, d_fake_for_g = m.generator_loss(fake)
-                torch._foreach_zero_(g_grads)
-                g_loss.backward()
-                m.untoggle_optimizer(opt_g)
-                self.stats = m.step_stats(d_loss, g_loss, d_real, d_fake, d_fake_for_g)
-        self._static = (fake, d_loss, d_real, d_fake, g_loss, d_fake_for_g)
-        torch.cuda.synchronize(m.device)
+        self.z = torch.empty(real.size(0), self.module.hparams.nz, device=real.device)
+        self.graph_d, self.graph_g = self.backend.new_graph(), self.backend.new_graph()
+        self.backend.synchronize()
+        with self.backend.capture_autocast():
+            # The fake's autograd graph stays alive for the G pass, in the memory pool both graphs share.
+            self.backend.capture(self.graph_d, lambda: self._d_pass(opt_d))
+            self.backend.capture(self.graph_g, lambda: self._g_pass(opt_g), share_pool_with=self.graph_d)
+        self.backend.synchronize()
         rank_zero_info(f"model.cuda_graph: captured the D and G passes for batches of {tuple(real.shape)}")
+
+    def _d_pass(self, opt_d: LightningOptimizer) -> None:
+        self.fake, self.d_out = self.module.d_backward(self.real, self.z, opt_d, set_to_none=False)
+
+    def _g_pass(self, opt_g: LightningOptimizer) -> None:
+        g_out = self.module.g_backward(self.fake, opt_g, set_to_none=False)
+        self.stats = self.module.step_stats(*self.d_out, *g_out)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dcgan_lit.errors import ConfigError
+
 
 def brightness(x: Tensor) -> Tensor:
     return x + (torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) - 0.5)
@@ -66,11 +68,11 @@ POLICIES: dict[str, list[Callable[[Tensor], Tensor]]] = {
 
 
 def parse_policy(policy: str) -> list[str]:
-    """'color,translation,cutout' -> its parts; '' -> none. Unknown names are a ValueError naming them."""
+    """'color,translation,cutout' -> its parts; '' -> none. Unknown names are a ConfigError naming them."""
     names = [p.strip() for p in policy.split(",") if p.strip()]
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
-        raise ValueError(f"model.diffaugment={policy!r}: unknown {unknown}; use any of {', '.join(POLICIES)}")
+        raise ConfigError(f"model.diffaugment={policy!r}: unknown {unknown}; use any of {', '.join(POLICIES)}")
     return names
 
 

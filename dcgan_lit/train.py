@@ -22,7 +22,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from dcgan_lit.callbacks.divergence import DivergenceGuard
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
+from dcgan_lit.callbacks.random_state import RandomState
+from dcgan_lit.callbacks.run_config import RunConfig
 from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_config, check_multirun
 from dcgan_lit.errors import ConfigError, TrainingDiverged, UserError
@@ -54,14 +57,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
-    # Stored in every checkpoint, so generate and evaluate rebuild the nets without the user retyping settings.
-    model.run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
     resumed_at = None  # the global step of the checkpoint resumed from
     if cfg.get("ckpt_path"):
         resumed_at = check_checkpoint(cfg.ckpt_path, model, dict(model.hparams)).get("global_step")
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics"):
         callbacks.append(instantiate(cfg.metrics))
+    # What every run needs, whatever the callbacks group lists: NaN safety, exact resumes, and the settings that
+    # generate and evaluate rebuild the nets from.
+    run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
+    callbacks += [DivergenceGuard(), RandomState(), RunConfig(run_config)]
     loggers = instantiate_group(cfg.get("logger"))
     # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.
     steps = {}
@@ -102,7 +107,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
-def _user_error(e: BaseException) -> BaseException | None:
+def user_error(e: BaseException) -> BaseException | None:
     """The user-fixable error behind e, if any: Hydra wraps errors raised inside `_target_` constructors."""
     while e is not None:
         if isinstance(e, (UserError, MisconfigurationException)):
@@ -111,12 +116,13 @@ def _user_error(e: BaseException) -> BaseException | None:
     return None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
+    """train(cfg) as the command line runs it: an error the user can fix is one line and an exit code, not a
+    traceback; returns the metric a sweeper optimizes (`optimized_metric`)."""
     try:
         metrics = train(cfg)
     except (UserError, MisconfigurationException, InstantiationException) as e:
-        cause = _user_error(e)
+        cause = user_error(e)
         if cause is None:
             raise
         if isinstance(cause, TrainingDiverged):
@@ -131,6 +137,11 @@ def main(cfg: DictConfig) -> float | None:
     info(f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
 
 
 if __name__ == "__main__":

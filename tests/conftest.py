@@ -1,5 +1,8 @@
 """Compose the real Hydra config and shrink it to something that trains in seconds on a CPU."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -7,9 +10,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor, nn
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs a worker per core: one thread each, no oversubscription
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # and for the processes the tests start
 
 # 32 px, ngf=ndf=8, a few batches: the whole training loop, just small.
 TINY: list[str] = [
@@ -29,6 +38,31 @@ TINY: list[str] = [
 
 
 NON_DCGAN_EXPERIMENTS = ("experiment=mlp_gan", "experiment=dcgan_upsample")
+
+
+def cli(module: str, *args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m dcgan_lit.<module> args...` as a user runs it (from `cwd`), with its output captured."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", f"dcgan_lit.{module}", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def exits(entry: Callable[[DictConfig], object], cfg: DictConfig, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """Run an entry point's command-line function (train.run, generate.cli, evaluate.report) in this process,
+    expecting it to exit; returns (exit code, what it printed on stderr)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        entry(cfg)
+    return info.value.code, capsys.readouterr().err
+
+
+def events(run: Path) -> EventAccumulator:
+    """The run's one TensorBoard event file, every scalar and image loaded."""
+    files = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 1, files
+    acc = EventAccumulator(str(files[0]), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -64,16 +98,19 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 
 class TinyInception(nn.Module):
-    """(N, 3, 299, 299) in (x - 128) / 128 -> (N, 2048), like default_1.pt, from fixed random filters."""
+    """(N, 3, 299, 299) in (x - 128) / 128 -> (N, 64), like default_1.pt's interface, from fixed random filters.
+
+    64 features rather than TF-Inception's 2048: FID's matrix square root then costs milliseconds, not seconds.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, kernel_size=9, stride=4)
-        self.pool = nn.AdaptiveAvgPool2d(16)
+        self.conv = nn.Conv2d(3, 4, kernel_size=9, stride=4)
+        self.pool = nn.AdaptiveAvgPool2d(4)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(torch.relu(self.conv(x))).flatten(1)  # 8 x 16 x 16 = 2048
+        return self.pool(torch.relu(self.conv(x))).flatten(1)  # 4 x 4 x 4 = 64
 
 
 @pytest.fixture(scope="session")

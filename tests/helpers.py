@@ -1,5 +1,6 @@
 """Callbacks the tests add to real runs through Hydra (`+callbacks.NAME._target_=tests.helpers.X`)."""
 
+import contextlib
 import json
 import math
 import time
@@ -7,8 +8,6 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-
-from dcgan_lit.callbacks.sample_grid import batches_seen
 
 
 class Pace(Callback):
@@ -20,7 +19,7 @@ class Pace(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         done = {
             "epoch": trainer.current_epoch,
-            "batches": batches_seen(trainer) + 1,
+            "batches": pl_module.batches_done,
             "global_step": trainer.global_step,
         }
         self.path.write_text(json.dumps(done))
@@ -34,7 +33,7 @@ class Poison(Callback):
         self.batch = batch
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
-        if batches_seen(trainer) == self.batch:
+        if pl_module.batches_done == self.batch:
             next(pl_module.discriminator.parameters()).data.fill_(math.nan)
 
 
@@ -82,3 +81,48 @@ class SaveRankDraws(Callback):
         fid = trainer.callback_metrics.get("val/fid")
         record = {"z_sums": self.z_sums, "embedded": self.embedded, "val_fid": None if fid is None else float(fid)}
         (self.dirpath / f"draws{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class ReplayByCalling:
+    """A CPU stand-in for CUDA graphs (cuda_graph_step.GraphBackend): capture records the function and runs
+    nothing, as a CUDA capture runs no kernels; replay calls it again."""
+
+    class Graph:
+        def __init__(self) -> None:
+            self.fn: object = None
+            self.replays = 0
+
+        def replay(self) -> None:
+            self.replays += 1
+            self.fn()
+
+    def new_graph(self) -> "ReplayByCalling.Graph":
+        return self.Graph()
+
+    def capture(self, graph: "ReplayByCalling.Graph", fn: object, share_pool_with: object = None) -> None:
+        graph.fn = fn
+
+    def on_side_stream(self, fn: object, *args: object) -> torch.Tensor:
+        return fn(*args)
+
+    def synchronize(self) -> None:
+        pass
+
+    def capture_autocast(self) -> contextlib.nullcontext:
+        return contextlib.nullcontext()
+
+
+class CaptureOnCPU(Callback):
+    """Runs the model's steps through CudaGraphStep with the ReplayByCalling backend; writes replay counts."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        from dcgan_lit.cuda_graph_step import CudaGraphStep
+
+        pl_module.graph_step = CudaGraphStep(pl_module, pl_module.gan_step, backend=ReplayByCalling())
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        step = pl_module.graph_step
+        self.path.write_text(json.dumps({"d": step.graph_d.replays, "g": step.graph_g.replays}))

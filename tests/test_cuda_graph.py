@@ -143,5 +143,39 @@ def test_no_host_sync_between_log_steps(tiny_cfg: Callable[..., DictConfig], tmp
     model, dm = instantiate(cfg.model), instantiate(cfg.data)
     trainer = instantiate(cfg.trainer, callbacks=[probe], logger=False, enable_checkpointing=False)
     trainer.fit(model, datamodule=dm)
-    assert model.cuda_graph_step is not None and model.cuda_graph_step.graph_d is not None
+    assert model.graph_step is not None and model.graph_step.graph_d is not None
     assert probe.syncs == [], probe.syncs
+
+
+def test_the_capture_and_replay_logic_gives_the_eager_steps_on_the_cpu(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """CudaGraphStep with graphs that replay by calling the captured passes: after 3 eager warm-up steps, a
+    capture and 3 replays, the weights, BatchNorm buffers and Adam states are torch.equal to 6 eager steps.
+    That covers the static buffers, z.normal_(), the grads zeroed rather than set to None, and the warm-up."""
+    run = ["trainer.max_epochs=2", "seed=3", "trainer.log_every_n_steps=2"]  # 2 epochs x 3 batches
+    train(tiny_cfg(*run, output_dir=tmp_path / "eager"))
+    replays = tmp_path / "replays.json"
+    capture = ["+callbacks.capture._target_=tests.helpers.CaptureOnCPU", f"+callbacks.capture.path={replays}"]
+    train(tiny_cfg(*run, *capture, output_dir=tmp_path / "captured"))
+    assert json.loads(replays.read_text()) == {"d": 3, "g": 3}  # batches 4 to 6 ran through the graphs
+    eager, captured = (load(tmp_path / name / "checkpoints" / "last.ckpt") for name in ("eager", "captured"))
+    assert eager["global_step"] == captured["global_step"] == 12
+    for key, value in eager["state_dict"].items():
+        assert torch.equal(value, captured["state_dict"][key]), key
+    for opt_a, opt_b in zip(eager["optimizer_states"], captured["optimizer_states"], strict=True):
+        for i, state in opt_a["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, opt_b["state"][i][name]), (i, name)
+
+
+def test_what_cannot_be_captured_comes_from_the_registry() -> None:
+    from dcgan_lit import losses
+
+    assert losses.eager_only("bce", {}, 1) is None and losses.eager_only("hinge", {}, 1) is None
+    assert (
+        losses.eager_only("wgan-gp", {"gp": 10.0}, 5)
+        == "the gp penalty and model.n_critic>1 run eagerly (cannot be captured)"
+    )
+    with pytest.raises(ConfigError, match=r"cannot be used: the gp penalty run eagerly"):
+        use_cuda_graph(True, torch.device("cuda", 0), 1, "bf16-mixed", losses.eager_only("wgan-gp", {"gp": 10.0}, 1))

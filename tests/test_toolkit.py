@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -18,15 +19,25 @@ from tests.conftest import load_checkpoint as load
 
 def test_loss_values_at_known_points() -> None:
     sure_real, sure_fake = torch.full((4,), 5.0), torch.full((4,), -5.0)
-    assert losses.d_loss("hinge", sure_real, sure_fake) == 0  # both margins met
-    assert losses.d_loss("lsgan", torch.ones(4), torch.zeros(4)) == 0  # exactly on the labels
-    assert losses.g_loss("lsgan", torch.ones(4)) == 0
-    assert losses.d_loss("bce", sure_real, sure_fake) < 0.02
+    d, g = ({name: getattr(loss, part) for name, loss in losses.LOSSES.items()} for part in ("d", "g"))
+    assert d["hinge"](sure_real, sure_fake) == 0  # both margins met
+    assert d["lsgan"](torch.ones(4), torch.zeros(4)) == 0  # exactly on the labels
+    assert g["lsgan"](torch.ones(4)) == 0
+    assert d["bce"](sure_real, sure_fake) < 0.02
     # One-sided label smoothing: D is now penalised for being sure on real images.
-    assert losses.d_loss("bce", sure_real, sure_fake, real_label=0.9) > 0.4
-    assert losses.d_loss("wgan-gp", torch.tensor([3.0]), torch.tensor([1.0])) == -2
-    with pytest.raises(ValueError, match="model.loss='nope'"):
-        losses.d_loss("nope", sure_real, sure_fake)
+    assert d["bce"](sure_real, sure_fake, real_label=0.9) > 0.4
+    assert d["wgan-gp"](torch.tensor([3.0]), torch.tensor([1.0])) == -2
+    assert losses.LOSSES["wgan-gp"].penalty == "gp" and losses.LOSSES["bce"].penalty is None
+
+
+def test_unknown_losses_and_penalties_are_refused_naming_the_known_ones(tiny_cfg: Callable[..., DictConfig]) -> None:
+    for override, message in [
+        ("model.loss=nope", "model.loss='nope': must be one of bce, hinge, lsgan, wgan-gp."),
+        ("+model.penalties.r9=1.0", "model.penalties.r9: no such penalty; known: gp, r1, r2."),
+    ]:
+        with pytest.raises(InstantiationException) as info:  # Hydra wraps what the constructor raises
+            instantiate(tiny_cfg(override).model)
+        assert isinstance(info.value.__cause__, ConfigError) and str(info.value.__cause__) == message
 
 
 def test_gradient_penalty_is_zero_for_a_unit_gradient_critic() -> None:
@@ -35,6 +46,20 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic() -> None:
         critic[1].weight.copy_(torch.nn.functional.normalize(torch.randn(1, 12), dim=1))  # ||grad_x D|| = 1
     real, fake = torch.randn(5, 3, 2, 2), torch.randn(5, 3, 2, 2)
     assert losses.gradient_penalty(critic, real, fake) < 1e-10
+
+
+def test_every_d_call_goes_through_diffaugment_the_penalty_included(tiny_cfg: Callable[..., DictConfig]) -> None:
+    """The gradient penalty used to score D on un-augmented images while the loss used DiffAugment."""
+    model = instantiate(tiny_cfg("model.loss=wgan-gp", "model.diffaugment=translation").model)
+    seen: list[torch.Tensor] = []
+    model.discriminator.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    torch.manual_seed(0)
+    model.discriminator_loss(real, fake)
+    assert len(seen) == 3  # D(aug(real)), D(aug(fake)), and the penalty's D(aug(mixed))
+    # Translation pads with zeros: each batch D saw has zero rows or columns the raw images do not have.
+    for images in seen:
+        assert (images == 0).flatten(1).sum(1).gt(0).all()
 
 
 def test_spectral_norm_bounds_each_convolution() -> None:
@@ -60,10 +85,11 @@ def check_hinge_sn(model: torch.nn.Module) -> None:
 
 
 def check_lsgan(model: torch.nn.Module) -> None:
-    assert (model.hparams.loss, model.hparams.real_label) == ("lsgan", 0.9)
-    d_real, d_fake = torch.full((4,), 0.9), torch.zeros(4)
-    loss, _, _ = model.discriminator_loss(torch.zeros(4, 3, 32, 32), torch.zeros(4, 3, 32, 32))  # runs D
-    assert losses.d_loss("lsgan", d_real, d_fake, real_label=0.9) == 0 and loss.isfinite()
+    assert (model.hparams.loss, model.hparams.real_label) == ("lsgan", 0.9) and model.loss is losses.LOSSES["lsgan"]
+    real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    loss, d_real, d_fake = model.discriminator_loss(real, fake)
+    expected = 0.5 * ((d_real - 0.9) ** 2).mean() + 0.5 * (d_fake**2).mean()  # real images against 0.9
+    assert torch.allclose(loss, expected)
 
 
 def check_wgan_gp(model: torch.nn.Module) -> None:
@@ -194,7 +220,7 @@ def test_diffaugment_is_differentiable_random_and_shape_preserving() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0  # G gets gradients through the augmentations
     cut = cutout(torch.ones(4, 1, 16, 16))
     assert ((cut == 0).flatten(1).sum(1) > 0).all()  # every image loses a square
-    with pytest.raises(ValueError, match="unknown \\['rotate'\\]"):
+    with pytest.raises(ConfigError, match="unknown \\['rotate'\\]"):
         parse_policy("color,rotate")
 
 
@@ -247,3 +273,31 @@ def test_each_architecture_variant_has_an_experiment(
     assert OmegaConf.select(cfg, key) == value and cfg.data.variant == "fashion_mnist"
     if name == "dcgan_k5":
         assert cfg.model.discriminator.kernel_size == 5  # D follows G
+
+
+def test_r1_and_r2_are_half_the_squared_input_gradient_of_d() -> None:
+    """For a linear D (logit = w . x) the input gradient is w everywhere: R1 = R2 = ||w||^2 / 2."""
+    critic = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1, bias=False))
+    w = critic[1].weight.detach().flatten()
+    real, fake = torch.randn(5, 3, 2, 2), torch.randn(5, 3, 2, 2)
+    for name in ("r1", "r2"):
+        value = losses.PENALTIES[name].fn(lambda x: critic(x).flatten(), real, fake)
+        assert torch.allclose(value, (w**2).sum() / 2), name
+    squared = lambda x: (x.flatten(1) ** 2).sum(1)  # noqa: E731  gradient 2x: R1 sees the reals, R2 the fakes
+    assert torch.allclose(losses.PENALTIES["r1"].fn(squared, real, fake), 2 * (real.flatten(1) ** 2).sum(1).mean())
+    assert torch.allclose(losses.PENALTIES["r2"].fn(squared, real, fake), 2 * (fake.flatten(1) ** 2).sum(1).mean())
+
+
+def test_a_penalty_trains_through_the_real_loop(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    """One registry entry plus one value: `+model.penalties.r1=...`; its gradient reaches D's weights."""
+    cfg = tiny_cfg("+model.penalties.r1=10.0", "trainer.max_epochs=1")
+    model = instantiate(cfg.model)
+    assert model.penalties == {"r1": 10.0}
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    with_r1, _, _ = model.discriminator_loss(real, real.flip(0))
+    model.penalties = {}
+    without, _, _ = model.discriminator_loss(real, real.flip(0))
+    assert with_r1 > without  # the penalty is part of D's loss
+    train(cfg)
+    ckpt = load(tmp_path / "run" / "checkpoints" / "last.ckpt")  # weights_only: plain numbers in its hparams
+    assert ckpt["global_step"] == 6 and ckpt["hyper_parameters"]["penalties"] == {"r1": 10.0}

@@ -9,20 +9,12 @@ import pytest
 import torch
 from omegaconf import DictConfig
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dcgan_lit.train import train
+from tests.conftest import events
 from tests.conftest import load_checkpoint as load
 
 SCALARS = {"train/d_loss", "train/g_loss", "train/D_x", "train/D_G_z1", "train/D_G_z2"}
-
-
-def events(run: Path) -> EventAccumulator:
-    files = list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert len(files) == 1, files
-    acc = EventAccumulator(str(files[0]), size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
-    return acc
 
 
 def test_tiny_run_writes_checkpoint_tensorboard_and_grids(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
@@ -130,5 +122,5 @@ def test_run_artifacts_are_written_and_logged(tiny_cfg: Callable[..., DictConfig
     real, last = Image.open(run / "samples" / "real.png"), Image.open(run / "samples" / "epoch_002.png")
     assert Image.open(art / "real_vs_fake.png").size == (real.width + last.width + 16, max(real.height, last.height))
     assert {"artifacts/losses", "artifacts/scores", "artifacts/real_vs_fake"} <= set(events(run).Tags()["images"])
-    history = load(run / "checkpoints" / "last.ckpt")["stat_history"]
+    history = load(run / "checkpoints" / "last.ckpt")["callbacks"]["RunArtifacts"]["stat_history"]
     assert history.shape == (9, 6) and history[:, 0].tolist() == list(range(9))  # every batch logged, in order

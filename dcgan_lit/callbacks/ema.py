@@ -5,11 +5,12 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
 from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 
 from dcgan_lit.errors import ConfigError
+from dcgan_lit.lightning_internals import averaged_model
 
 BN_STATS = ("averaged", "recomputed")
 
@@ -18,7 +19,7 @@ class GeneratorEMA(EMAWeightAveraging):
     """Lightning's EMAWeightAveraging, with a choice of BatchNorm statistics for the averaged G.
 
     Sample grids, FID/KID and the checkpoints' `state_dict` (so generate and evaluate) use the averaged G
-    (see `DCGAN.sampling_generator`). Its BatchNorm layers normalize with running statistics, which can be:
+    (see `sampling_generator`). Its BatchNorm layers normalize with running statistics, which can be:
 
     - `averaged`: averaged like the weights (torch's `use_buffers=True`). These are statistics of the live G's
       activations over the last ~1/(1 - decay) steps, not of the averaged weights' own activations.
@@ -54,9 +55,10 @@ class GeneratorEMA(EMAWeightAveraging):
 
     def averaged_generator(self, trainer: Trainer, nz: int) -> nn.Module | None:
         """The averaged G, its statistics brought up to date; None before fit has set it up."""
-        if self._average_model is None:
+        averaged = averaged_model(self)
+        if averaged is None:
             return None
-        generator = self._average_model.module.generator
+        generator = averaged.generator
         if self.bn_stats == "recomputed" and self._stats_step != trainer.global_step:
             update_bn(self._latents(nz, next(generator.parameters()).device), generator)
             self._stats_step = trainer.global_step
@@ -72,3 +74,18 @@ class GeneratorEMA(EMAWeightAveraging):
         # The checkpoint's state_dict is the averaged model: generate and evaluate sample with its statistics.
         self.averaged_generator(trainer, pl_module.hparams.nz)
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+
+def sampling_generator(trainer: Trainer, pl_module: LightningModule) -> nn.Module:
+    """G for sample grids and metrics: the averaged G when a weight-averaging callback runs, else the model's G."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, GeneratorEMA):
+            generator = callback.averaged_generator(trainer, pl_module.hparams.nz)  # statistics per bn_stats
+        elif isinstance(callback, WeightAveraging):
+            averaged = averaged_model(callback)
+            generator = None if averaged is None else averaged.generator
+        else:
+            continue
+        if generator is not None:
+            return generator
+    return pl_module.generator

@@ -6,6 +6,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
+from dcgan_lit.callbacks.run_config import RunConfig
+
 # Final metrics shown in the tab, when the run has them.
 METRICS: tuple[str, ...] = ("val/fid", "val/kid", "train/d_loss", "train/g_loss", "train/D_x", "train/D_G_z2")
 
@@ -26,7 +28,8 @@ class HParamsSummary(Callback):
     """Writes the run's model and data settings with its final metrics to the TensorBoard HParams tab."""
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        settings = flat_settings(getattr(pl_module, "run_config", None) or dict(pl_module.hparams))
+        run_config = next((c.config for c in trainer.callbacks if isinstance(c, RunConfig)), None)
+        settings = flat_settings(run_config or dict(pl_module.hparams))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in METRICS}
         if not metrics or not trainer.is_global_zero:
             return
@@ -35,7 +38,7 @@ class HParamsSummary(Callback):
         experiment, start, end = hparams(settings, metrics)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment._get_file_writer()
+                writer = logger.experiment.file_writer
                 for summary in (experiment, start, end):
                     writer.add_summary(summary)
                 writer.flush()

@@ -21,9 +21,13 @@ class LastCheckpoint(ModelCheckpoint):
             save_top_k=1,
             enable_version_counter=False,
         )
+        # ModelCheckpoint's own normalization of the two triggers, for the key below.
+        if every_n_epochs is None and every_n_train_steps is None:
+            every_n_epochs, every_n_train_steps = 1, 0
+        triggers = {"every_n_epochs": every_n_epochs or 0, "every_n_train_steps": every_n_train_steps or 0}
+        self._key_settings = {"filename": "last", **triggers}
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(
-            filename=self.filename, every_n_epochs=self._every_n_epochs, every_n_train_steps=self._every_n_train_steps
-        )
+        # The form of Lightning's own keys (class name, then settings), so existing checkpoints still match.
+        return f"{type(self).__qualname__}{self._key_settings!r}"

@@ -16,7 +16,6 @@ from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from PIL import Image  # noqa: E402
 from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
-from dcgan_lit.callbacks.sample_grid import batches_seen  # noqa: E402
 from dcgan_lit.output_files import skip_on_write_error  # noqa: E402
 
 
@@ -31,11 +30,32 @@ class RunArtifacts(Callback):
 
     def __init__(self, dirpath: str, samples_dir: str, gif_ms: int = 400) -> None:
         self.dirpath, self.samples_dir, self.gif_ms = Path(dirpath), Path(samples_dir), gif_ms
+        self.history: list[tuple[int, torch.Tensor]] = []  # (batch, the step's stats) at each logged batch
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: dict, batch: object, batch_idx: int
+    ) -> None:
+        # The batches the logger writes, so the plots show what TensorBoard shows; kept on the device, no sync.
+        if pl_module.batches_done % trainer.log_every_n_steps == 0 or trainer.is_last_batch:
+            self.history.append((pl_module.batches_done - 1, outputs["stats"].detach().clone()))
+
+    def stat_history(self) -> torch.Tensor:
+        """(N, 6) float64 on the CPU: the batch, then the step's 5 stats (module.STAT_NAMES), per logged batch."""
+        if not self.history:
+            return torch.zeros(0, 6, dtype=torch.float64)
+        steps = torch.tensor([step for step, _ in self.history], dtype=torch.float64)
+        return torch.cat([steps[:, None], torch.stack([v.double().cpu() for _, v in self.history])], 1)
+
+    def state_dict(self) -> dict:
+        return {"stat_history": self.stat_history()}  # a resumed run's plots start at batch 0, not at the resume
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = [(int(row[0]), row[1:]) for row in state_dict.get("stat_history", [])]
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        history = pl_module.stat_history() if hasattr(pl_module, "stat_history") else torch.zeros(0, 6)
+        history = self.stat_history()
         figures = {}
         if len(history):
             step = history[:, 0].numpy()
@@ -64,7 +84,7 @@ class RunArtifacts(Callback):
                 side_by_side.save(self.dirpath / "real_vs_fake.png")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                step = batches_seen(trainer)
+                step = pl_module.batches_done
                 for name, fig in figures.items():
                     logger.experiment.add_figure(f"artifacts/{name}", fig, global_step=step, close=False)
                 if side_by_side is not None:

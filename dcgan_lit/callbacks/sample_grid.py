@@ -7,12 +7,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.output_files import skip_on_write_error
-
-
-def batches_seen(trainer: Trainer) -> int:
-    """The step Lightning logs scalars at: batches trained, not optimizer steps (two per batch in a GAN)."""
-    return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 class SampleGrid(Callback):
@@ -34,15 +30,14 @@ class SampleGrid(Callback):
         if self._real_logged or self.num_real == 0:
             return
         self._real_logged = True
-        self._write(trainer, "real", batch[: self.num_real], filename="real.png")
+        self._write(trainer, pl_module, "real", batch[: self.num_real], filename="real.png")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._write(
-                trainer, "fixed_noise", pl_module.sample_fixed(), filename=f"epoch_{trainer.current_epoch:03d}.png"
-            )
+            images = pl_module.sample_fixed(sampling_generator(trainer, pl_module))
+            self._write(trainer, pl_module, "fixed_noise", images, filename=f"epoch_{trainer.current_epoch:03d}.png")
 
-    def _write(self, trainer: Trainer, tag: str, images: Tensor, filename: str) -> None:
+    def _write(self, trainer: Trainer, pl_module: LightningModule, tag: str, images: Tensor, filename: str) -> None:
         if not trainer.is_global_zero:
             return
         grid = make_grid(images.detach().float().cpu(), nrow=self.nrow, padding=2, normalize=True, value_range=(-1, 1))
@@ -51,4 +46,4 @@ class SampleGrid(Callback):
             save_image(grid, self.dirpath / filename)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(f"samples/{tag}", grid, global_step=batches_seen(trainer))
+                logger.experiment.add_image(f"samples/{tag}", grid, global_step=pl_module.batches_done)

@@ -7,6 +7,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.metrics.features import FIDFeatures, load_extractor
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
@@ -96,6 +97,6 @@ class SampleQuality(Callback):
         device = pl_module.device
         extractor = self._extractor.to(device)
         real = real_split_features(extractor, trainer.datamodule, self.reference.split, device, self.cache_dir)
-        sampler = getattr(pl_module, "sampling_generator", lambda: pl_module.generator)()
+        sampler = sampling_generator(trainer, pl_module)
         fake = features(extractor, generated(sampler, self.num_fake, pl_module.hparams.nz, device), device)
         return fid_kid(extractor, real, fake, device)

@@ -13,8 +13,6 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 
-from dcgan_lit.callbacks.sample_grid import batches_seen
-
 
 class ImagesPerSecond(Callback):
     """Logs `perf/images_per_sec` and writes `throughput.json` (steady-state img/s, training time, peak memory).
@@ -51,7 +49,7 @@ class ImagesPerSecond(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: Tensor, batch_idx: int
     ) -> None:
         self._images += len(batch) * trainer.world_size
-        seen = batches_seen(trainer)
+        seen = pl_module.batches_done
         if seen == self.warmup_batches:
             self._steady = (self._sync_time(pl_module), self._images)
         if seen % self.every_n_batches:
@@ -84,10 +82,10 @@ class ImagesPerSecond(Callback):
             "train_seconds": end - self._fit_start,  # training only: decoding and caching happen before
             "epoch_seconds": self._epoch_seconds,
             "images": self._images,
-            "batches": batches_seen(trainer),
+            "batches": pl_module.batches_done,
             "preprocess_seconds": getattr(datamodule, "preprocess_seconds", None),
             "device_cache": getattr(datamodule, "device_images", None) is not None,
-            "cuda_graph": getattr(pl_module, "cuda_graph_step", None) is not None,
+            "cuda_graph": getattr(pl_module, "graph_step", None) is not None,
             "precision": str(trainer.precision),
             "world_size": trainer.world_size,
             "device": torch.cuda.get_device_name(pl_module.device) if on_gpu else "cpu",
