@@ -16,8 +16,9 @@ install: $(VENV)/.installed
 train: install
 	$(PY) -m dcgan_lit.train $(ARGS)
 
+# A worker per core (at most 4; each holds torch in memory), tests spread as each worker frees up.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 # GPU throughput: the PyTorch tutorial as written vs dcgan_lit, same run (see BENCHMARKS.md). ARGS="--num-images 20000"
 bench: install

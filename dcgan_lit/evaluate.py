@@ -65,25 +65,32 @@ def run(cfg: DictConfig) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def report(cfg: DictConfig) -> dict:
+    """run(cfg) as the command line does it: arguments and the report path checked first, the scores printed,
+    then written as JSON; an error the user can fix is one line and exit code 2."""
     try:
         require(cfg, "ckpt_path", "a checkpoint, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/last.ckpt")
         check_config(cfg)
         # Checked before a minute of sampling, not after: a score that cannot be saved is still printed below.
         out = writable_file(cfg.out or f"{cfg.ckpt_path}.eval.json", key="out")
-        report = run(cfg)
+        result = run(cfg)
     except UserError as e:
         exit_with(e)
-    kid = report["kid"]
+    kid = result["kid"]
     print(
-        f"FID {report['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  ({report['protocol']['num_fake']} samples)"
+        f"FID {result['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  ({result['protocol']['num_fake']} samples)"
     )
     try:
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        out.write_text(json.dumps(result, indent=2) + "\n")
     except OSError as e:
         exit_with(UserError(f"out={str(out)!r}: cannot write the report ({e.strerror or e}); the scores are above."))
     print(f"wrote {out}")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    report(cfg)
 
 
 if __name__ == "__main__":

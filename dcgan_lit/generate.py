@@ -147,14 +147,20 @@ def write(
     return [out]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
-def main(cfg: DictConfig) -> None:
+def cli(cfg: DictConfig) -> list[Path]:
+    """run(cfg) as the command line does it: the files written are printed; a user error is one line, exit 2."""
     try:
         written = run(cfg)
     except UserError as e:
         exit_with(e)
     for path in written:
         print(f"wrote {path}")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    cli(cfg)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import DictConfig
 
-from tests.conftest import TINY
+from dcgan_lit.train import run
+from tests.conftest import TINY, cli, exits
 
-REPO = Path(__file__).resolve().parents[1]
 # trainer=ddp as two gloo processes on the CPU, one epoch.
 DDP_ON_TWO_CPUS = (
     "trainer=ddp",
@@ -21,10 +22,8 @@ DDP_ON_TWO_CPUS = (
 )
 
 
-def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dcgan_lit.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return cli("train", *args, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -45,14 +44,25 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.Co
             "error: data.root='/no/such/celeba': /no/such/celeba does not exist. "
             "CelebA is not downloaded automatically",
         ),
+        (
+            ["model.loss=nope"],
+            "error: model.loss='nope': must be one of bce, hinge, lsgan, wgan-gp.",
+        ),  # in a constructor
+        (["+trainer.gradient_clip_val=1"], "error: trainer: "),  # Lightning's own refusal, for manual optimization
     ],
 )
-def test_bad_input_is_one_line_not_a_traceback(args: list[str], message: str, tmp_path: Path) -> None:
-    proc = run_cli(*args, f"hydra.run.dir={tmp_path}")
-    assert proc.returncode == 2
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert not (tmp_path / "checkpoints").exists()
+def test_bad_input_is_one_line_not_a_traceback(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    code, stderr = exits(run, tiny_cfg(*args), capsys)
+    assert code == 2 and stderr.startswith(message) and stderr.count("\n") == 1, stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_the_command_line_prints_that_one_line(tmp_path: Path) -> None:
+    proc = run_cli("data.image_size=48", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: data.image_size=48 is not supported")
 
 
 def test_multirun_sweep_gives_one_run_folder_each(tmp_path: Path) -> None:
@@ -141,9 +151,21 @@ def test_ddp_with_the_device_cache_gives_each_rank_its_own_shard(tmp_path: Path)
 
 
 def test_multirun_with_script_launched_ddp_is_refused_with_what_to_use(tmp_path: Path) -> None:
-    tiny = [o for o in TINY if not o.startswith(("trainer=", "trainer.max_epochs"))]
-    proc = run_cli("-m", *DDP_ON_TWO_CPUS, "model.lr_g=1e-4,2e-4", *tiny, f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: multirun (-m) with trainer.strategy='ddp_find_unused_parameters_true'")
-    assert "trainer.strategy=ddp_spawn_find_unused_parameters_true" in last
+    """As train() sees a `-m` run: Hydra's own config says MULTIRUN, with trainer=ddp on two devices."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from dcgan_lit.errors import ConfigError
+    from dcgan_lit.train import train
+    from tests.conftest import CONF_DIR
+
+    overrides = [*DDP_ON_TWO_CPUS, "hydra.mode=MULTIRUN", f"paths.output_dir={tmp_path}"]
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        message = r"multirun \(-m\) with trainer.strategy='ddp_find_unused_parameters_true'.*"
+        with pytest.raises(ConfigError, match=message + r"use trainer.strategy=ddp_spawn_find_unused_parameters_true"):
+            train(cfg)
+    finally:
+        HydraConfig.instance().cfg = None  # other tests' train() must not see this run's Hydra config

@@ -1,16 +1,22 @@
-"""Property test: any drawn config either trains one step on the CPU or is refused with the project's own error."""
+"""Property test: any drawn config builds and computes a GAN step, or is refused with the project's own error.
+
+Every drawn config goes through what a run does before training and the step itself: check_config, the data
+module's setup, the model's constructor, then D's and G's losses and backward passes on a real batch. A few fixed
+configs then train for real, through the Trainer.
+"""
 
 from pathlib import Path
 
 import pytest
+import torch
+from hydra.utils import instantiate
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from dcgan_lit.config_check import check_config
 from dcgan_lit.errors import UserError
-from dcgan_lit.train import train
+from dcgan_lit.train import train, user_error
 from tests.conftest import TINY, compose_train
-
-OUTCOMES: dict[str, int] = {"trained": 0, "refused": 0, "hydra": 0}  # counted for RELIABILITY.md
 
 # Anything a user might type: out-of-range and non-integer numbers, NaN, infinities, strings, lists.
 JUNK = st.one_of(
@@ -18,6 +24,8 @@ JUNK = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.sampled_from(["abc", "null", "''", "[1,2]", "inf", "nan", "-inf", "0", "1e-300"]),
 )
+KEYS = ("data.image_size", "model.nz", "model.generator.ngf", "model.discriminator.ndf", "data.nc",
+        "data.batch_size", "model.lr_g", "model.lr_d")  # fmt: skip
 
 
 def mostly(valid: st.SearchStrategy) -> st.SearchStrategy:
@@ -25,12 +33,47 @@ def mostly(valid: st.SearchStrategy) -> st.SearchStrategy:
     return st.integers(0, 9).flatmap(lambda k: JUNK if k == 0 else valid)
 
 
-def shown(value: object) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+def overrides(values: tuple, out: Path) -> list[str]:
+    shown = [repr(v) if isinstance(v, float) else str(v) for v in values]
+    return [
+        *[o for o in TINY if not o.startswith(KEYS)],
+        "data.num_images=60",
+        "trainer.max_steps=1",
+        f"paths.output_dir={out}",
+        f"paths.data_dir={out / 'data'}",
+        *[f"{key}={value}" for key, value in zip(KEYS, shown, strict=True)],
+    ]
+
+
+def build_and_step(cfg: object) -> None:
+    """What train() does up to and including one GAN step, without the Trainer: raises UserError if refused."""
+    check_config(cfg)
+    try:
+        dm, model = instantiate(cfg.data), instantiate(cfg.model)
+    except Exception as e:  # Hydra wraps what a constructor raises
+        raise user_error(e) or e from None
+    dm.setup("fit")
+    real = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    z = torch.randn(len(real), cfg.model.nz)
+    fake = model.generator(z)
+    d_loss, d_real, _ = model.discriminator_loss(real, fake.detach())
+    d_loss.backward()
+    g_loss, _ = model.generator_loss(fake)
+    g_loss.backward()
+    assert d_real.shape == (len(real),) and torch.isfinite(d_loss) and torch.isfinite(g_loss)
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, int]:
+    """How the drawn configs ended; afterwards, a guard against a property test that passes by refusing all."""
+    counts = {"built": 0, "refused": 0, "hydra": 0}
+    yield counts
+    print(f"\nproperty test outcomes: {counts}")  # for RELIABILITY.md
+    assert counts["built"] >= 10 and counts["refused"] >= 10, counts
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@example(image_size=32, nz=4, ngf=4, ndf=4, nc=3, batch_size=8, lr_g=2e-4, lr_d=2e-4)  # always one that trains
+@example(image_size=32, nz=4, ngf=4, ndf=4, nc=3, batch_size=8, lr_g=2e-4, lr_d=2e-4)  # always one that builds
 @example(image_size=48, nz=4, ngf=4, ndf=4, nc=3, batch_size=8, lr_g=2e-4, lr_d=2e-4)  # and one that is refused
 @given(
     image_size=mostly(st.sampled_from([16, 32, 64])),
@@ -42,8 +85,9 @@ def shown(value: object) -> str:
     lr_g=mostly(st.floats(1e-6, 0.1)),
     lr_d=mostly(st.floats(1e-6, 0.1)),
 )
-def test_any_config_trains_one_step_or_is_refused_with_a_project_error(
+def test_any_config_builds_a_gan_step_or_is_refused_with_a_project_error(
     tmp_path_factory: pytest.TempPathFactory,
+    outcomes: dict[str, int],
     image_size: object,
     nz: object,
     ngf: object,
@@ -53,42 +97,29 @@ def test_any_config_trains_one_step_or_is_refused_with_a_project_error(
     lr_g: object,
     lr_d: object,
 ) -> None:
-    drawn = {
-        "data.image_size": image_size,
-        "model.nz": nz,
-        "model.generator.ngf": ngf,
-        "model.discriminator.ndf": ndf,
-        "data.nc": nc,
-        "data.batch_size": batch_size,
-        "model.lr_g": lr_g,
-        "model.lr_d": lr_d,
-    }
-    out = tmp_path_factory.mktemp("run")
-    overrides = [
-        *[o for o in TINY if not o.startswith(tuple(drawn))],
-        "data.num_images=60",
-        "trainer.max_steps=1",
-        f"paths.output_dir={out}",
-        f"paths.data_dir={Path(out) / 'data'}",
-        *[f"{key}={shown(value)}" for key, value in drawn.items()],
-    ]
+    out = tmp_path_factory.getbasetemp() / "property"
+    drawn = (image_size, nz, ngf, ndf, nc, batch_size, lr_g, lr_d)  # in KEYS order
     try:
-        cfg = compose_train(overrides)
+        cfg = compose_train(overrides(drawn, out))
     except Exception as e:  # Hydra itself refusing an override's syntax is a clean, one-line refusal too
         assert type(e).__module__.startswith(("hydra", "omegaconf")), repr(e)
-        OUTCOMES["hydra"] += 1
+        outcomes["hydra"] += 1
         return
     try:
-        train(cfg)
+        build_and_step(cfg)
     except UserError as e:
         assert str(e) and "\n" not in str(e).strip(), str(e)
-        OUTCOMES["refused"] += 1
+        outcomes["refused"] += 1
         return
-    assert (out / "checkpoints" / "last.ckpt").is_file()  # it trained
-    OUTCOMES["trained"] += 1
+    outcomes["built"] += 1
 
 
-def test_the_property_test_both_trained_and_refused() -> None:
-    """Runs after the property test (file order): guards against a test that passes by refusing everything."""
-    print(f"\nproperty test outcomes: {OUTCOMES}")
-    assert OUTCOMES["trained"] >= 1 and OUTCOMES["refused"] >= 1, OUTCOMES
+@pytest.mark.parametrize(
+    "values",
+    [(16, 1, 1, 1, 1, 1, 0.1, 1e-6), (32, 8, 3, 5, 3, 7, 2e-4, 2e-4), (64, 2, 2, 2, 1, 40, 1e-3, 1e-2)],
+    ids=["smallest", "odd widths", "64px"],
+)
+def test_configs_at_the_edges_train_for_real(tmp_path: Path, values: tuple) -> None:
+    """A few of the drawn space's corners through the real Trainer: one step, then a checkpoint."""
+    train(compose_train(overrides(values, tmp_path)))
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()

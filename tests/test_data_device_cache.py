@@ -12,18 +12,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dcgan_lit.data.device_cache import IndexDataset, is_index_batch
 from dcgan_lit.data.folder import FolderDataModule
 from dcgan_lit.train import train
+from tests.conftest import events
 from tests.conftest import load_checkpoint as load
 
 
 def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
-    (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
-    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-    acc.Reload()
+    acc = events(run)
     return {
         tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"] if tag.startswith("train/")
     }

@@ -1,9 +1,9 @@
 """generate and evaluate from a checkpoint alone: no model settings retyped, and bad arguments refused in one line."""
 
 import json
-import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,24 +13,22 @@ from omegaconf import DictConfig
 from PIL import Image
 from torchvision.utils import save_image
 
+from dcgan_lit import evaluate, generate
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.generate import grid_image, run, slerp
 from dcgan_lit.train import train
-from tests.conftest import CONF_DIR
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", f"dcgan_lit.{module}", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}  # run from another folder, as a user would
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+from tests.conftest import CONF_DIR, cli, exits
 
 
 def generate_cfg(*overrides: str) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose("generate", overrides=list(overrides))
+
+
+def evaluate_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("evaluate", overrides=list(overrides))
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +41,24 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "checkpoints" / "last.ckpt"
 
 
-def test_grid_interpolation_and_export(checkpoint: Path, tmp_path: Path) -> None:
-    proc = cli("generate", f"ckpt_path={checkpoint}", "num=16", "nrow=4", "out=grid.png", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_grid_interpolation_and_export(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    generate.cli(generate_cfg(f"ckpt_path={checkpoint}", "num=16", "nrow=4", "out=grid.png"))
+    assert capsys.readouterr().out == "wrote grid.png\n"
     assert Image.open(tmp_path / "grid.png").size == (4 * 34 + 2, 4 * 34 + 2)  # 4x4 grid of 32 px, 2 px padding
 
-    proc = cli("generate", f"ckpt_path={checkpoint}", "mode=interpolate", "num=4", "nrow=2", "points=3", "steps=5",
-               cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    generate.cli(generate_cfg(f"ckpt_path={checkpoint}", "mode=interpolate", "num=4", "nrow=2", "points=3", "steps=5"))
     gif = Image.open(tmp_path / "interpolation.gif")
     assert gif.n_frames == 15  # 3 legs x 5 steps
     assert Image.open(tmp_path / "interpolation.png").size == (5 * 34 + 2, 3 * 34 + 2)
 
-    proc = cli("generate", f"ckpt_path={checkpoint}", "mode=export", "out=g.pt2", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Warning" not in proc.stderr, proc.stderr  # no TracerWarning or deprecation notes: nothing to act on
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generate.cli(generate_cfg(f"ckpt_path={checkpoint}", "mode=export", "out=g.pt2"))
+    assert (tmp_path / "g.pt2").is_file()
+    assert [str(w.message) for w in caught] == []  # no TracerWarning or deprecation notes: nothing to act on
 
 
 def test_the_exported_generator_takes_both_z_shapes_any_batch_and_loads_without_dcgan_lit(
@@ -125,8 +126,8 @@ def test_generate_into_a_read_only_folder_is_refused_before_rendering(
         run(generate_cfg(f"ckpt_path={checkpoint}", f"mode={mode}", f"out={out}"))
 
 
-def test_generate_without_a_checkpoint_is_one_line(tmp_path: Path) -> None:
-    proc = cli("generate", cwd=tmp_path)
+def test_generate_on_the_command_line_without_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    proc = cli("generate", cwd=tmp_path)  # the real entry point, as a user types it
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip() == (
         "error: ckpt_path is not set: pass a checkpoint, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/last.ckpt."
@@ -140,11 +141,13 @@ def test_slerp_keeps_the_endpoints_and_the_norm() -> None:
     assert path.shape == (2, 5, 16)
 
 
-def test_evaluate_writes_fid_kid_and_the_protocol(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:
+def test_evaluate_writes_fid_kid_and_the_protocol(
+    checkpoint: Path, tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "report.json"
-    proc = cli("evaluate", f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}",
-               "metrics.num_fake=50", f"out={out}", f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = [f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=50",
+            f"out={out}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    evaluate.report(evaluate_cfg(*args))
     report = json.loads(out.read_text())
     assert report["fid"] > 0 and report["kid"]["std"] >= 0
     protocol = report["protocol"]
@@ -153,10 +156,11 @@ def test_evaluate_writes_fid_kid_and_the_protocol(checkpoint: Path, tmp_path: Pa
     assert protocol["num_real"] == 108 and protocol["reference"]["split"] == "train"
     assert "fewer than metrics.min_heldout=1000" in protocol["reference"]["why"]
     assert "no antialias" in protocol["resize"] and protocol["extractor"].startswith("torchscript:")
-    assert "FID " in proc.stdout and "reference: the 108 training images" in proc.stdout
+    printed = capsys.readouterr().out
+    assert f"FID {report['fid']:.2f}" in printed and "reference: the 108 training images" in printed
 
 
-def test_evaluate_refuses_an_unwritable_report_path_before_computing(
+def test_evaluate_on_the_command_line_refuses_an_unwritable_report_path_before_computing(
     checkpoint: Path, tmp_path: Path, read_only_dir: Path, tiny_weights: Path
 ) -> None:
     out = read_only_dir / "report.json"
@@ -167,19 +171,23 @@ def test_evaluate_refuses_an_unwritable_report_path_before_computing(
     assert "reference:" not in proc.stdout  # refused before the data was read or a sample drawn
 
 
-def test_generate_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+def test_generate_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "x.ckpt").write_text("nope")
-    proc = cli("generate", f"ckpt_path={tmp_path / 'x.ckpt'}", cwd=tmp_path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().startswith("error: ckpt_path=") and "it is a text file (4 bytes, starting 'nope')" in (
-        proc.stderr
+    code, stderr = exits(generate.cli, generate_cfg(f"ckpt_path={tmp_path / 'x.ckpt'}", f"out={tmp_path / 'g.png'}"),
+                         capsys)  # fmt: skip
+    assert (
+        code == 2
+        and stderr.startswith("error: ckpt_path=")
+        and "it is a text file (4 bytes, starting 'nope')" in (stderr)
     )
 
 
-def test_evaluate_refuses_data_of_another_resolution(checkpoint: Path, tmp_path: Path, tiny_weights: Path) -> None:
-    args = [f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "data=synthetic",
-            "data.image_size=64", "data.num_images=50", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
-    proc = cli("evaluate", *args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "does not fit this data: image_size=32 in the checkpoint but data.image_size=64" in last
+def test_evaluate_refuses_data_of_another_resolution(
+    checkpoint: Path, tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = evaluate_cfg(f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "data=synthetic",
+                       "data.image_size=64", "data.num_images=50", f"paths.data_dir={tmp_path / 'data'}",
+                       f"out={tmp_path / 'r.json'}")  # fmt: skip
+    code, stderr = exits(evaluate.report, cfg, capsys)
+    assert code == 2, stderr
+    assert "does not fit this data: image_size=32 in the checkpoint but data.image_size=64" in stderr

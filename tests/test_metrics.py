@@ -6,14 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import DictConfig
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dcgan_lit.data.synthetic import render_space_images
 from dcgan_lit.errors import ConfigError, DataError
 from dcgan_lit.metrics.features import load_extractor
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid
 from dcgan_lit.train import train
-from tests.conftest import load_checkpoint
+from tests.conftest import events, load_checkpoint
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_as_fakes_get_worse(tiny_weights: Path) -> None:
@@ -62,9 +61,7 @@ def test_training_logs_val_fid_and_kid_and_keeps_best_ckpt(
         )
     )
     assert metrics["val/fid"] > 0 and "val/kid" in metrics
-    (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
-    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-    acc.Reload()
+    acc = events(run)
     fids = [e.value for e in acc.Scalars("val/fid")]
     assert len(fids) == 2 and len(acc.Scalars("val/kid")) == 2  # after each of 2 epochs
     best = load_checkpoint(run / "checkpoints" / "best.ckpt")
@@ -73,7 +70,7 @@ def test_training_logs_val_fid_and_kid_and_keeps_best_ckpt(
     assert abs(float(state["best_model_score"]) - min(fids)) < 1e-3
     # 12 of 120 images are held out, fewer than metrics.min_heldout: the 108 training images are the reference.
     caches = list((tmp_path / "data" / "cache").glob("real-*.pt"))
-    assert len(caches) == 1 and torch.load(caches[0], weights_only=True).shape == (108, 2048)
+    assert len(caches) == 1 and torch.load(caches[0], weights_only=True).shape == (108, 64)
 
 
 def test_the_reference_is_the_heldout_split_unless_it_is_too_small(tiny_cfg: Callable[..., DictConfig]) -> None:
@@ -151,9 +148,7 @@ def test_hparams_tab_gets_the_settings_and_final_metrics(
     run = tmp_path / "run"
     train(tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20",
                    "trainer.max_epochs=1", "model.lr_g=3e-4"))  # fmt: skip
-    (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
-    acc = EventAccumulator(str(events))
-    acc.Reload()
+    acc = events(run)
     content = acc.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = session.session_start_info.hparams
@@ -179,20 +174,15 @@ def test_optuna_search_composes_and_minimizes_val_fid() -> None:
 
 
 def test_an_optuna_sweep_runs_trials_and_reports_the_best_fid(tmp_path: Path, tiny_weights: Path) -> None:
-    import subprocess
-    import sys
-
     import yaml
 
-    from tests.conftest import TINY
+    from tests.conftest import TINY, cli
 
-    repo = Path(__file__).resolve().parents[1]
     tiny = [o for o in TINY if not o.startswith("trainer.max_epochs")]
     args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "metrics=fid", "data.num_images=120",
             f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20", "trainer.max_epochs=1", *tiny,
             f"hydra.sweep.dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "dcgan_lit.train", *args], cwd=repo, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    proc = cli("train", *args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert results["best_value"] > 0 and "model.lr_g" in results["best_params"]

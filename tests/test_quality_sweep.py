@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY, compose_train
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, TINY, compose_train
 
 
 def load_sweep():
@@ -55,7 +53,8 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     presets = tmp_path / "presets.yaml"
     presets.write_text(yaml.safe_dump({
         "protocol": ["data=synthetic", "metrics=fid", "trainer=cpu"],
-        "presets": {"plain": [], "hinge": ["plain", "model.loss=hinge"], "bad": ["model.loss=nope"]},
+        "presets": {"hinge": ["model.loss=hinge"], "chained": ["hinge", "model.real_label=0.9"], "bad": ["hinge",
+                    "model.loss=nope"]},
     }))  # fmt: skip
     tiny = [o for o in TINY if not o.startswith("trainer=")]
     extra = [*tiny, "data.num_images=120", "metrics.num_fake=40", "metrics.every_n_epochs=1",
@@ -63,29 +62,29 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
     out = tmp_path / "sweep"
     args = ["--presets-file", str(presets), "--weights", str(tiny_weights), "--seeds", "1", "--parallel", "2",
             "--final-fid", "30"]  # fmt: skip
-    code = sweep.main([*args, "--out", str(out), "--", *extra])
+    code = sweep.main([*args, "--presets", "chained,bad", "--out", str(out), "--", *extra])
 
     assert code == 1  # one run failed
     records = {r["preset"]: r for r in json.loads((out / "quality.json").read_text())}
-    for name in ("plain", "hinge"):
-        # The FIDs the run itself logged, at epochs 1 and 2, are the ones in the table.
-        log = (out / name / "seed1" / "train.log").read_text()
-        logged = [float(x) for x in re.findall(r"epoch \d+: FID ([\d.]+)", log)]
-        scores = records[name]["scores"]
-        assert [round(scores[e]["fid"], 2) for e in ("1", "2")] == logged and len(logged) == 2
-    assert "model.loss=hinge" in records["hinge"]["overrides"] and "seed=1" in records["hinge"]["overrides"]
+    # The FIDs the run itself logged, at epochs 1 and 2, are the ones in the table.
+    log = (out / "chained" / "seed1" / "train.log").read_text()
+    logged = [float(x) for x in re.findall(r"epoch \d+: FID ([\d.]+)", log)]
+    scores = records["chained"]["scores"]
+    assert [round(scores[e]["fid"], 2) for e in ("1", "2")] == logged and len(logged) == 2
+    overrides = records["chained"]["overrides"]  # the named preset expanded in place, then the seed
+    assert overrides.index("model.loss=hinge") < overrides.index("model.real_label=0.9") < overrides.index("seed=1")
     assert "model.loss='nope': must be one of" in records["bad"]["error"] and records["bad"]["scores"] == {}
 
     report = (out / "quality.md").read_text()
     head = "| preset | seed | FID @1 ep | FID @2 ep | FID-0k (last) | train min | img/s | wall time | command |"
     assert head in report
-    assert records["plain"]["images_per_sec"] > 0 and 0 < records["plain"]["train_minutes"] < 5
+    assert records["chained"]["images_per_sec"] > 0 and 0 < records["chained"]["train_minutes"] < 5
     # --final-fid: the last checkpoint scored by evaluate, whose report is what the table and the mean show.
-    evaluation = json.loads((out / "plain" / "seed1" / "final_fid.json").read_text())
-    assert records["plain"]["evaluation"] == evaluation and evaluation["protocol"]["num_fake"] == 30
+    evaluation = json.loads((out / "chained" / "seed1" / "final_fid.json").read_text())
+    assert records["chained"]["evaluation"] == evaluation and evaluation["protocol"]["num_fake"] == 30
     assert f"**{evaluation['fid']:.2f}**" in report
-    assert f"| plain | {evaluation['fid']:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
-    assert "`python -m dcgan_lit.train data=synthetic metrics=fid trainer=cpu " in report  # each row's command
+    assert f"| chained | {evaluation['fid']:.1f} | 1 |" in report and "| bad | n/a | 0 |" in report
+    assert "`python -m dcgan_lit.train data=synthetic metrics=fid trainer=cpu model.loss=hinge " in report
 
 
 def test_the_data_is_checked_once_before_any_run_starts(tmp_path: Path) -> None:

@@ -27,14 +27,16 @@ class FIDFeatures(nn.Module):
         net: a TorchScript TF-Inception taking (N, 3, 299, 299) in (x - 128) / 128, or torchmetrics' extractor.
         tf_range: whether `net` wants the TF input range and our resize (True), or takes uint8 as it is (False).
         name: how the protocol names this extractor in JSON reports and logs.
+        num_features: the width of the features the net returns (2048 for TF-Inception).
         identity: what the extractor is by content (a hash of its weights file), for cache keys; default `name`.
     """
 
-    num_features = FEATURES  # torchmetrics reads this instead of probing the net with a CPU image
-
-    def __init__(self, net: nn.Module, tf_range: bool, name: str, identity: str | None = None) -> None:
+    def __init__(
+        self, net: nn.Module, tf_range: bool, name: str, identity: str | None = None, num_features: int = FEATURES
+    ) -> None:
         super().__init__()
         self.net, self.tf_range, self.name, self.identity = net, tf_range, name, identity or name
+        self.num_features = num_features  # torchmetrics reads this instead of probing the net itself
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
@@ -72,12 +74,10 @@ def load_extractor(inception_weights: str | None) -> FIDFeatures:
                 f"metrics.inception_weights={inception_weights!r} cannot be loaded as TorchScript ({e}); "
                 "`make fid-weights` fetches the TF-Inception that this option expects."
             ) from e
-        return FIDFeatures(
-            net,
-            tf_range=True,
-            name=f"torchscript:{inception_weights}",
-            identity=f"sha256:{file_sha256(inception_weights)}",
-        )
+        with torch.no_grad():  # 2048 for TF-Inception; the width of whatever net the file holds
+            width = net(torch.zeros(1, 3, 299, 299)).reshape(1, -1).shape[1]
+        identity = f"sha256:{file_sha256(inception_weights)}"
+        return FIDFeatures(net, True, f"torchscript:{inception_weights}", identity, num_features=width)
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
 
