@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from dcgan_lit.data.folder import FolderDataModule, FolderImages, find_images
-from dcgan_lit.errors import DataError
+from dcgan_lit.errors import ConfigError, DataError
 
 
 def write(path: Path, img: Image.Image, **kw: object) -> Path:
@@ -151,7 +151,7 @@ def test_celeba_missing_says_where_to_get_it(tiny_cfg: Callable[..., DictConfig]
 
 def test_batch_larger_than_the_data_is_refused(mixed_folder: Path) -> None:
     dm = FolderDataModule(str(mixed_folder), image_size=16, batch_size=64, cache_dir=str(mixed_folder.parent / "c"))
-    with pytest.raises(Exception, match=r"data.batch_size=64 is larger than the 9 training images"):
+    with pytest.raises(ConfigError, match=r"data.batch_size=64 is larger than the 9 training images"):
         dm.setup("fit")
 
 
