@@ -87,8 +87,11 @@ def plan(
     return runs
 
 
-def prepare_data(overrides: list[str]) -> None:
-    """Download (or check) the data once, before parallel runs would each download it into the same folder."""
+def prepare_data(overrides: list[str]) -> bool:
+    """Download (or check) the data once, before parallel runs would each download it into the same folder.
+
+    Returns whether the protocol scores FID while training (a metrics group), which decides where --weights go.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -100,6 +103,7 @@ def prepare_data(overrides: list[str]) -> None:
         instantiate(cfg.data).prepare_data()
     finally:
         os.chdir(here)
+    return cfg.get("metrics") is not None
 
 
 def launch(runs: list[Run], parallel: int, on_done: Callable[[Run], None] = lambda run: None) -> None:
@@ -211,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     presets = spec["presets"]
     names = list(presets) if args.presets == "all" else [n for n in args.presets.split(",") if n]
     weights = [f"metrics.inception_weights={args.weights.resolve()}"] if args.weights else []
-    runs = plan(args.protocol or spec["protocol"], presets, names, args.seeds, [*weights, *extra], args.out)
+    protocol = args.protocol or spec["protocol"]
     try:
-        prepare_data([*(args.protocol or spec["protocol"]), *extra])
+        scored_while_training = prepare_data([*protocol, *extra])
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
+    # The runs get the weights when they score FID themselves; evaluate always does.
+    runs = plan(protocol, presets, names, args.seeds, [*(weights if scored_while_training else []), *extra], args.out)
 
     def finish(run: Run) -> None:
         if run.returncode == 0:
