@@ -107,7 +107,7 @@ def prepare_data(overrides: list[str]) -> bool:
 
 
 def launch(runs: list[Run], parallel: int, on_done: Callable[[Run], None] = lambda run: None) -> None:
-    """Runs them, at most `parallel` at a time, each logging to <dir>/train.log; `on_done(run)` as each ends."""
+    """Runs them, at most `parallel` at a time, each printing to <dir>/console.log; `on_done(run)` as each ends."""
     # Split the CPUs this process may use (taskset) between the runs, rather than have each spawn a thread per core.
     threads = str(max(1, len(os.sched_getaffinity(0)) // parallel))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": str(REPO)}
@@ -116,7 +116,7 @@ def launch(runs: list[Run], parallel: int, on_done: Callable[[Run], None] = lamb
         while pending and len(active) < parallel:
             run = pending.pop(0)
             run.dir.mkdir(parents=True, exist_ok=True)
-            log = open(run.dir / "train.log", "w")
+            log = open(run.dir / "console.log", "w")  # not train.log: Hydra writes its own log there
             cmd = [sys.executable, "-m", "dcgan_lit.train", *run.overrides, f"hydra.run.dir={run.dir}"]
             print(f"start {run.preset} seed {run.seed}: {' '.join(cmd[2:])}", flush=True)
             proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -128,7 +128,7 @@ def launch(runs: list[Run], parallel: int, on_done: Callable[[Run], None] = lamb
             active.remove(item)
             run.returncode, run.seconds = proc.returncode, time.perf_counter() - start
             if run.returncode:
-                lines = (run.dir / "train.log").read_text(errors="replace").strip().splitlines()
+                lines = (run.dir / "console.log").read_text(errors="replace").strip().splitlines()
                 run.error = lines[-1] if lines else f"exit code {run.returncode}"
             print(f"done  {run.preset} seed {run.seed}: exit {run.returncode} in {run.seconds:.0f} s", flush=True)
             on_done(run)
@@ -160,7 +160,8 @@ def read_scores(run_dir: Path) -> dict[int, dict[str, float]]:
         tags = acc.Tags()["scalars"]
         if "val/fid" not in tags:
             continue
-        epoch_at = {e.step: int(e.value) for e in acc.Scalars("epoch")}
+        epoch_tag = "train/epoch" if "train/epoch" in tags else "epoch"  # Lightning's own name, before issue 12
+        epoch_at = {e.step: int(e.value) for e in acc.Scalars(epoch_tag)}
         for name in ("fid", "kid"):
             for e in acc.Scalars(f"val/{name}") if f"val/{name}" in tags else []:
                 scores.setdefault(epoch_at[e.step] + 1, {})[name] = e.value

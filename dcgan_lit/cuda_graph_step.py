@@ -12,13 +12,14 @@ The capture-and-replay plumbing runs on a `GraphBackend`; `tests/test_cuda_graph
 by calling the captured function again, so CI checks on the CPU that N steps here equal N eager steps.
 """
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.core.optimizer import LightningOptimizer
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import Tensor
 
 from dcgan_lit.errors import ConfigError
@@ -28,6 +29,9 @@ GRAPH_PRECISIONS: tuple[str, ...] = ("32-true", "32", "bf16-mixed", "bf16-true")
 
 # Eager steps before capture: cuDNN's autotuner and the optimizers' lazy state must settle first.
 WARMUP_STEPS = 3
+
+log = logging.getLogger(__name__)
+info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 
 def cuda_graph_blocker(
@@ -151,7 +155,7 @@ class CudaGraphStep:
             self.backend.capture(self.graph_d, lambda: self._d_pass(opt_d))
             self.backend.capture(self.graph_g, lambda: self._g_pass(opt_g), share_pool_with=self.graph_d)
         self.backend.synchronize()
-        rank_zero_info(f"model.cuda_graph: captured the D and G passes for batches of {tuple(real.shape)}")
+        info(f"model.cuda_graph: captured the D and G passes for batches of {tuple(real.shape)}")
 
     def _d_pass(self, opt_d: LightningOptimizer) -> None:
         self.fake, self.d_out = self.module.d_backward(self.real, self.z, opt_d, set_to_none=False)

@@ -8,6 +8,7 @@ python -m dcgan_lit.train -m model.lr_g=1e-4,2e-4
 import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from omegaconf import DictConfig, OmegaConf
 
 from dcgan_lit.callbacks.divergence import DivergenceGuard
@@ -57,9 +59,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
+    g, d = (
+        get_human_readable_count(sum(p.numel() for p in net.parameters()))
+        for net in (model.generator, model.discriminator)
+    )
+    info(f"model: G {type(model.generator).__name__} {g} parameters, D {type(model.discriminator).__name__} {d}")
     resumed_at = None  # the global step of the checkpoint resumed from
     if cfg.get("ckpt_path"):
-        resumed_at = check_checkpoint(cfg.ckpt_path, model, dict(model.hparams)).get("global_step")
+        ckpt = check_checkpoint(cfg.ckpt_path, model, dict(model.hparams))
+        resumed_at = ckpt.get("global_step")
+        info(f"resuming {cfg.ckpt_path}: epoch {ckpt.get('epoch')}, {resumed_at} optimizer steps done")
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics"):
         callbacks.append(instantiate(cfg.metrics))
@@ -116,9 +125,22 @@ def user_error(e: BaseException) -> BaseException | None:
     return None
 
 
+def quiet_console() -> None:
+    """Keep the console to dcgan_lit's lines, the progress bar and warnings a user can act on.
+
+    Lightning's INFO lines (the seed, "GPU available: False", cloud-logging tips, "`Trainer.fit` stopped") go
+    through its loggers, lowered to WARNING as Lightning's docs show; dcgan_lit says what matters itself. The
+    LeafSpec deprecation comes from Lightning's own use of torch's pytree: nothing a user could change.
+    """
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
 def run(cfg: DictConfig) -> float | None:
     """train(cfg) as the command line runs it: an error the user can fix is one line and an exit code, not a
     traceback; returns the metric a sweeper optimizes (`optimized_metric`)."""
+    quiet_console()
     try:
         metrics = train(cfg)
     except (UserError, MisconfigurationException, InstantiationException) as e:

@@ -33,7 +33,6 @@ TINY: list[str] = [
     "+trainer.limit_train_batches=3",
     "+trainer.enable_progress_bar=false",
     "~callbacks.progress_bar",
-    "+trainer.enable_model_summary=false",
 ]
 
 

@@ -152,7 +152,7 @@ def test_hparams_tab_gets_the_settings_and_final_metrics(
     content = acc.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = session.session_start_info.hparams
-    assert hp["model.lr_g"].number_value == 3e-4 and hp["model.loss"].string_value == "bce"
+    assert hp["lr_g"].number_value == 3e-4 and hp["loss"].string_value == "bce"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     assert "val/fid" in {m.name.tag for m in experiment.experiment.metric_infos}
     assert len(acc.Scalars("val/fid")) == 1  # the tab adds no extra point to the curve

@@ -37,7 +37,7 @@ def test_tiny_run_writes_checkpoint_tensorboard_and_grids(tiny_cfg: Callable[...
     ]  # one point per batch, not per optimizer step
     assert {"samples/fixed_noise", "samples/real"} <= set(acc.Tags()["images"])
     grids = acc.Images("samples/fixed_noise")
-    assert len(grids) == 2 and [g.step for g in grids] == [3, 6]
+    assert len(grids) == 2 and [g.step for g in grids] == [1, 2]  # after epochs 1 and 2
     assert (grids[0].width, grids[0].height) == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 grid of 32 px images, 2 px padding
 
     ckpt = load(run / "checkpoints" / "last.ckpt")  # plain tensors and numbers only: loads with weights_only
@@ -72,8 +72,9 @@ def test_resume_continues_at_the_saved_step_with_the_same_fixed_noise(
 def test_csv_logger(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
     train(tiny_cfg("logger=csv", "trainer.max_epochs=1"))
     rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
-    assert len(rows) == 3 and SCALARS <= set(rows[0])
-    assert all(float(r["train/d_loss"]) > 0 for r in rows)
+    steps, epochs = [r for r in rows if r["train/d_loss"]], [r for r in rows if r["train/d_loss_epoch"]]
+    assert len(steps) == 3 and SCALARS <= set(rows[0]) and all(float(r["train/d_loss"]) > 0 for r in steps)
+    assert len(epochs) == 1  # the epoch means, one row per epoch
     assert (tmp_path / "run" / "samples" / "epoch_000.png").is_file()  # grids do not need TensorBoard
 
 
@@ -120,7 +121,8 @@ def test_run_artifacts_are_written_and_logged(tiny_cfg: Callable[..., DictConfig
     assert sorted(p.name for p in art.iterdir()) == ["losses.png", "progress.gif", "real_vs_fake.png", "scores.png"]
     assert Image.open(art / "progress.gif").n_frames == 3  # one fixed-noise grid per epoch
     real, last = Image.open(run / "samples" / "real.png"), Image.open(run / "samples" / "epoch_002.png")
-    assert Image.open(art / "real_vs_fake.png").size == (real.width + last.width + 16, max(real.height, last.height))
-    assert {"artifacts/losses", "artifacts/scores", "artifacts/real_vs_fake"} <= set(events(run).Tags()["images"])
+    captioned = (real.width + last.width + 16, 18 + max(real.height, last.height))  # an 18 px caption band above
+    assert Image.open(art / "real_vs_fake.png").size == captioned
+    assert "samples/real_vs_fake" in events(run).Tags()["images"]  # the two plots are Custom Scalars charts there
     history = load(run / "checkpoints" / "last.ckpt")["callbacks"]["RunArtifacts"]["stat_history"]
     assert history.shape == (9, 6) and history[:, 0].tolist() == list(range(9))  # every batch logged, in order

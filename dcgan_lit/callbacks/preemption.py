@@ -1,13 +1,17 @@
 """On SIGTERM (SLURM preemption, `kill`, a scheduler's timeout) or Ctrl-C: save a resumable checkpoint, then exit."""
 
+import logging
 import signal
 import threading
 from pathlib import Path
 from types import FrameType
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 
 class PreemptionCheckpoint(Callback):
@@ -43,7 +47,7 @@ class PreemptionCheckpoint(Callback):
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         self.signal = signal.SIGINT
-        rank_zero_info("Ctrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to stop at once)")
+        info("Ctrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to stop at once)")
         sigterm = signal.getsignal(signal.SIGTERM)
         if callable(sigterm):
             sigterm(signal.SIGTERM, frame)  # Lightning's handler: stop after this batch, on every rank
@@ -56,4 +60,4 @@ class PreemptionCheckpoint(Callback):
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.ckpt_path)
-            rank_zero_info(f"interrupted: saved {self.ckpt_path} at epoch {trainer.current_epoch}")
+            info(f"interrupted: saved {self.ckpt_path} at epoch {trainer.current_epoch}")

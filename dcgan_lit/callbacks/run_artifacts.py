@@ -1,6 +1,6 @@
 """End-of-run figures, as the DCGAN tutorial shows them: loss curves, D scores, the fixed-noise GIF, real vs fake.
 
-Written to `dirpath` and logged to TensorBoard (`artifacts/...`) by rank 0.
+Written to `dirpath` by rank 0; real vs fake, captioned, also goes to TensorBoard as `samples/real_vs_fake`.
 """
 
 from pathlib import Path
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
 from dcgan_lit.output_files import skip_on_write_error  # noqa: E402
@@ -76,19 +76,17 @@ class RunArtifacts(Callback):
         side_by_side = None
         real = self.samples_dir / "real.png"
         if grids and real.is_file():
-            left, right = Image.open(real).convert("RGB"), Image.open(grids[-1]).convert("RGB")
-            side_by_side = Image.new("RGB", (left.width + right.width + 16, max(left.height, right.height)), "white")
-            side_by_side.paste(left, (0, 0))
-            side_by_side.paste(right, (left.width + 16, 0))
+            epochs = int(grids[-1].stem.removeprefix("epoch_")) + 1  # the last grid: epoch_XXX.png counts from 0
+            side_by_side = captioned_pair(
+                Image.open(real).convert("RGB"), "real: training images",
+                Image.open(grids[-1]).convert("RGB"), f"generated from the fixed noise after epoch {epochs}",
+            )  # fmt: skip
             with skip_on_write_error(self.dirpath / "real_vs_fake.png"):
                 side_by_side.save(self.dirpath / "real_vs_fake.png")
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                step = pl_module.batches_done
-                for name, fig in figures.items():
-                    logger.experiment.add_figure(f"artifacts/{name}", fig, global_step=step, close=False)
-                if side_by_side is not None:
-                    logger.experiment.add_image("artifacts/real_vs_fake", pil_to_tensor(side_by_side), global_step=step)
+            # The loss and score plots stay files: the Custom Scalars tab draws them interactively.
+            if isinstance(logger, TensorBoardLogger) and side_by_side is not None:
+                logger.experiment.add_image("samples/real_vs_fake", pil_to_tensor(side_by_side), global_step=epochs)
         for fig in figures.values():
             plt.close(fig)
 
@@ -103,3 +101,14 @@ class RunArtifacts(Callback):
         ax.legend()
         fig.tight_layout()
         return fig
+
+
+def captioned_pair(left: Image.Image, left_caption: str, right: Image.Image, right_caption: str) -> Image.Image:
+    """Two images side by side on white, each with its caption above it."""
+    band, gap = 18, 16  # caption height, space between the two
+    out = Image.new("RGB", (left.width + gap + right.width, band + max(left.height, right.height)), "white")
+    draw = ImageDraw.Draw(out)
+    for image, caption, x in ((left, left_caption, 0), (right, right_caption, left.width + gap)):
+        draw.text((x + 2, 3), caption, fill="black")
+        out.paste(image, (x, band))
+    return out

@@ -12,7 +12,8 @@ from dcgan_lit.output_files import skip_on_write_error
 
 
 class SampleGrid(Callback):
-    """Writes `dirpath/epoch_XXX.png` from the model's fixed noise and logs it as `samples/fixed_noise`.
+    """Writes `dirpath/epoch_XXX.png` from the model's fixed noise and logs it as `samples/fixed_noise` at step N
+    after epoch N, so TensorBoard's slider counts epochs.
 
     Args:
         dirpath: folder for the PNG files.
@@ -30,14 +31,15 @@ class SampleGrid(Callback):
         if self._real_logged or self.num_real == 0:
             return
         self._real_logged = True
-        self._write(trainer, pl_module, "real", batch[: self.num_real], filename="real.png")
+        self._write(trainer, "real", batch[: self.num_real], filename="real.png", step=0)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             images = pl_module.sample_fixed(sampling_generator(trainer, pl_module))
-            self._write(trainer, pl_module, "fixed_noise", images, filename=f"epoch_{trainer.current_epoch:03d}.png")
+            epoch = trainer.current_epoch + 1  # TensorBoard's slider then reads "after epoch N"
+            self._write(trainer, "fixed_noise", images, filename=f"epoch_{trainer.current_epoch:03d}.png", step=epoch)
 
-    def _write(self, trainer: Trainer, pl_module: LightningModule, tag: str, images: Tensor, filename: str) -> None:
+    def _write(self, trainer: Trainer, tag: str, images: Tensor, filename: str, step: int) -> None:
         if not trainer.is_global_zero:
             return
         grid = make_grid(images.detach().float().cpu(), nrow=self.nrow, padding=2, normalize=True, value_range=(-1, 1))
@@ -46,4 +48,4 @@ class SampleGrid(Callback):
             save_image(grid, self.dirpath / filename)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(f"samples/{tag}", grid, global_step=pl_module.batches_done)
+                logger.experiment.add_image(f"samples/{tag}", grid, global_step=step)

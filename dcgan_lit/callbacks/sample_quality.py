@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.errors import ConfigError
@@ -13,6 +13,7 @@ from dcgan_lit.metrics.features import FIDFeatures, load_extractor
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
 
 log = logging.getLogger(__name__)
+info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 
 class SampleQuality(Callback):
@@ -64,7 +65,7 @@ class SampleQuality(Callback):
             return
         # Lightning has set up the data module by now, so its split sizes are known before any training.
         self.reference = choose_reference(trainer.datamodule, self.min_heldout)
-        rank_zero_info(f"FID/KID reference: {self.reference.describe()}")
+        info(f"FID/KID reference: {self.reference.describe()}")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._extractor is None:
@@ -90,7 +91,7 @@ class SampleQuality(Callback):
         for name in ("fid", "kid"):
             # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
             pl_module.log(f"val/{name}", float(result[name]), on_epoch=True, sync_dist=False)
-        rank_zero_info(f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}")
+        info(f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}")
 
     @torch.no_grad()
     def score(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float | int]:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 
 class ImagesPerSecond(Callback):
-    """Logs `perf/images_per_sec` and writes `throughput.json` (steady-state img/s, training time, peak memory).
+    """Logs `train/images_per_sec` and writes `throughput.json` (steady-state img/s, training time, peak memory).
 
     Args:
         every_n_batches: the measuring interval in batches.
@@ -57,7 +57,7 @@ class ImagesPerSecond(Callback):
         now = self._sync_time(pl_module)
         if self._mark is not None and now > self._mark[0]:
             rate = (self._images - self._mark[1]) / (now - self._mark[0])
-            pl_module.log("perf/images_per_sec", rate, on_step=True, on_epoch=False, rank_zero_only=True)
+            pl_module.log("train/images_per_sec", rate, on_step=True, on_epoch=False, rank_zero_only=True)
         self._mark = (now, self._images)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

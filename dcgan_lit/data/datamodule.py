@@ -5,7 +5,7 @@ import logging
 
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -15,6 +15,7 @@ from dcgan_lit.data.resumable_shuffle import EpochShuffle, ResumableDataLoader
 from dcgan_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
+info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
 
@@ -72,7 +73,7 @@ class ImageDataModule(LightningDataModule):
                 )
         if self.device_images is None and self.use_device_cache(len(self.data_train)):
             self.device_images = self.train_images().to(self.training_device)
-            rank_zero_info(
+            info(
                 f"data.gpu_cache: {len(self.data_train)} training images ({gib(self.device_images.nbytes)}) "
                 f"held on {self.training_device}; batches are gathered there"
             )
@@ -91,7 +92,7 @@ class ImageDataModule(LightningDataModule):
         need = num_images * self.nc * self.image_size**2
         if self._device_cache_decision and need > self.gpu_cache_budget_gb * 2**30:
             self._device_cache_decision = False
-            rank_zero_info(
+            info(
                 f"data.gpu_cache: the {num_images} training images need {gib(need)}, over "
                 f"data.gpu_cache_budget_gb={self.gpu_cache_budget_gb}; streaming them with the DataLoader instead "
                 "(raise the budget to keep them on the device)"

@@ -1,0 +1,97 @@
+"""What TensorBoard shows besides the logged scalars and grids: the DCGAN tutorial's two plots as interactive
+multi-line charts (the Custom Scalars tab), each epoch's mean of the step's stats, and an HParams tab of the
+settings a sweep varies beside each run's final metrics."""
+
+from collections.abc import Sequence
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torch.utils.tensorboard.summary import hparams
+
+from dcgan_lit.module import STAT_NAMES
+
+# The epoch means of the step's stats: train/d_loss_epoch, ..., train/D_G_z2_epoch.
+EPOCH_MEANS: tuple[str, ...] = tuple(f"{name}_epoch" for name in STAT_NAMES)
+
+# Custom Scalars: each chart draws its tags as lines on one set of axes, as the tutorial's matplotlib plots do.
+LAYOUT: dict[str, dict[str, list]] = {
+    "GAN (per logged batch)": {
+        "G and D loss": ["Multiline", ["train/g_loss", "train/d_loss"]],
+        "D(x) and D(G(z)), before and after D's step": ["Multiline", ["train/D_x", "train/D_G_z1", "train/D_G_z2"]],
+    },
+    "GAN (epoch means)": {
+        "G and D loss": ["Multiline", ["train/g_loss_epoch", "train/d_loss_epoch"]],
+        "D(x) and D(G(z))": ["Multiline", ["train/D_x_epoch", "train/D_G_z1_epoch", "train/D_G_z2_epoch"]],
+    },
+    "Sample quality": {
+        "FID": ["Multiline", ["val/fid"]],
+        "KID": ["Multiline", ["val/kid"]],
+        "precision and recall": ["Multiline", ["val/precision", "val/recall"]],
+    },
+}
+
+# The HParams tab's metric columns, where the run has them.
+METRICS: tuple[str, ...] = ("val/fid", "val/kid", "val/precision", "val/recall", *EPOCH_MEANS)
+
+
+def hparam_value(value: object) -> float | str | bool:
+    """What the HParams tab can show: numbers and strings as they are, lists joined, None as 'none'."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Sequence):
+        return ", ".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+class TensorBoardView(Callback):
+    """The Custom Scalars layout at the start, epoch means of the stats, and the HParams tab at the end.
+
+    Args:
+        settings: the HParams tab's columns, {name: value}; conf/callbacks/default.yaml picks them from the run's
+            config (learning rates, betas, loss, nz, widths, batch size, image size, epochs, seed, precision, EMA).
+    """
+
+    def __init__(self, settings: dict[str, object]) -> None:
+        self.settings = {name: hparam_value(value) for name, value in settings.items()}
+        self._sum: Tensor | None = None
+        self._batches = 0
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for writer in self._writers(trainer):
+            writer.add_custom_scalars(LAYOUT)
+
+    @torch.no_grad()
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: dict, batch: object, batch_idx: int
+    ) -> None:
+        stats = outputs["stats"]  # summed on the device: no host sync until the epoch ends
+        self._sum = stats.detach().clone() if self._sum is None else self._sum.add_(stats)
+        self._batches += 1
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._sum is None:
+            return
+        means = (self._sum / self._batches).tolist()
+        pl_module.log_dict(dict(zip(EPOCH_MEANS, means, strict=True)), on_step=False, on_epoch=True)
+        self._sum, self._batches = None, 0
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        logged = trainer.callback_metrics
+        metrics = {name: float(logged[name]) for name in METRICS if name in logged}
+        if not metrics:
+            return
+        # The tab reads each metric's value from the run's own scalars, already logged; writing them again (as
+        # TensorBoardLogger.log_hyperparams would, at step 0) would put a stray point on every curve.
+        experiment, start, end = hparams(self.settings, metrics)
+        for writer in self._writers(trainer):
+            for summary in (experiment, start, end):
+                writer.file_writer.add_summary(summary)
+            writer.flush()
+
+    @staticmethod
+    def _writers(trainer: Trainer) -> list:
+        if not trainer.is_global_zero:
+            return []
+        return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
