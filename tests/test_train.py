@@ -121,7 +121,8 @@ def test_run_artifacts_are_written_and_logged(tiny_cfg: Callable[..., DictConfig
     assert sorted(p.name for p in art.iterdir()) == ["losses.png", "progress.gif", "real_vs_fake.png", "scores.png"]
     assert Image.open(art / "progress.gif").n_frames == 3  # one fixed-noise grid per epoch
     real, last = Image.open(run / "samples" / "real.png"), Image.open(run / "samples" / "epoch_002.png")
-    captioned = (real.width + last.width + 16, 18 + max(real.height, last.height))  # an 18 px caption band above
+    band = int(1.5 * max(12, real.width // 16))  # the caption band above the pair
+    captioned = (real.width + last.width + 16, band + max(real.height, last.height))
     assert Image.open(art / "real_vs_fake.png").size == captioned
     assert "samples/real_vs_fake" in events(run).Tags()["images"]  # the two plots are Custom Scalars charts there
     history = load(run / "checkpoints" / "last.ckpt")["callbacks"]["RunArtifacts"]["stat_history"]

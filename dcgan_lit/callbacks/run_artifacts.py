@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
 from dcgan_lit.output_files import skip_on_write_error  # noqa: E402
@@ -78,8 +78,8 @@ class RunArtifacts(Callback):
         if grids and real.is_file():
             epochs = int(grids[-1].stem.removeprefix("epoch_")) + 1  # the last grid: epoch_XXX.png counts from 0
             side_by_side = captioned_pair(
-                Image.open(real).convert("RGB"), "real: training images",
-                Image.open(grids[-1]).convert("RGB"), f"generated from the fixed noise after epoch {epochs}",
+                Image.open(real).convert("RGB"), "real (training set)",
+                Image.open(grids[-1]).convert("RGB"), f"generated (epoch {epochs})",
             )  # fmt: skip
             with skip_on_write_error(self.dirpath / "real_vs_fake.png"):
                 side_by_side.save(self.dirpath / "real_vs_fake.png")
@@ -104,11 +104,14 @@ class RunArtifacts(Callback):
 
 
 def captioned_pair(left: Image.Image, left_caption: str, right: Image.Image, right_caption: str) -> Image.Image:
-    """Two images side by side on white, each with its caption above it."""
-    band, gap = 18, 16  # caption height, space between the two
+    """Two images side by side on white, each with its caption above it, in type sized to stay legible when
+    TensorBoard shrinks the picture to a card."""
+    size = max(12, left.width // 16)
+    font = ImageFont.load_default(size=size)  # Pillow's bundled TrueType font: no system fonts needed
+    band, gap = int(size * 1.5), 16  # caption band height, space between the two images
     out = Image.new("RGB", (left.width + gap + right.width, band + max(left.height, right.height)), "white")
     draw = ImageDraw.Draw(out)
     for image, caption, x in ((left, left_caption, 0), (right, right_caption, left.width + gap)):
-        draw.text((x + 2, 3), caption, fill="black")
+        draw.text((x + 2, size // 4), caption, fill="black", font=font)
         out.paste(image, (x, band))
     return out
