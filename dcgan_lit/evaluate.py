@@ -50,6 +50,8 @@ def run(cfg: DictConfig) -> dict:
         "checkpoint": str(cfg.ckpt_path),
         "fid": scores["fid"],
         "kid": {"mean": scores["kid"], "std": scores["kid_std"]},
+        "precision": scores["precision"],  # k-NN manifold estimate, k=3 (Kynkäänniemi et al. 2019)
+        "recall": scores["recall"],
         "protocol": {
             "num_real": scores["num_real"],
             "num_fake": scores["num_fake"],
@@ -60,7 +62,8 @@ def run(cfg: DictConfig) -> dict:
             "extractor": extractor.name,
             "resize": "bilinear to 299x299, align_corners=False, no antialias; grayscale repeated to 3 channels",
             "kid": {"subsets": KID_SUBSETS, "subset_size": scores["kid_subset_size"]},
-            "statistics": "torchmetrics FrechetInceptionDistance / KernelInceptionDistance",
+            "statistics": "torchmetrics FrechetInceptionDistance / KernelInceptionDistance; torch-fidelity "
+            "precision/recall, k=3",
         },
     }
 
@@ -78,7 +81,8 @@ def report(cfg: DictConfig) -> dict:
         exit_with(e)
     kid = result["kid"]
     print(
-        f"FID {result['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  ({result['protocol']['num_fake']} samples)"
+        f"FID {result['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  precision {result['precision']:.3f}  "
+        f"recall {result['recall']:.3f}  ({result['protocol']['num_fake']} samples)"
     )
     try:
         out.write_text(json.dumps(result, indent=2) + "\n")

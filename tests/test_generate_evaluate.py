@@ -149,7 +149,9 @@ def test_evaluate_writes_fid_kid_and_the_protocol(
             f"out={out}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     evaluate.report(evaluate_cfg(*args))
     report = json.loads(out.read_text())
-    assert report["fid"] > 0 and report["kid"]["std"] >= 0
+    assert (
+        report["fid"] > 0 and report["kid"]["std"] >= 0 and 0 <= report["precision"] <= 1 and 0 <= report["recall"] <= 1
+    )
     protocol = report["protocol"]
     assert protocol["num_fake"] == 50 and protocol["resolution"] == 32
     # 12 held-out images are too few to score against (metrics.min_heldout): the 108 training images stand in.
@@ -157,7 +159,8 @@ def test_evaluate_writes_fid_kid_and_the_protocol(
     assert "fewer than metrics.min_heldout=1000" in protocol["reference"]["why"]
     assert "no antialias" in protocol["resize"] and protocol["extractor"].startswith("torchscript:")
     printed = capsys.readouterr().out
-    assert f"FID {report['fid']:.2f}" in printed and "reference: the 108 training images" in printed
+    assert f"FID {report['fid']:.2f}" in printed and f"recall {report['recall']:.3f}" in printed
+    assert "reference: the 108 training images" in printed
 
 
 def test_evaluate_on_the_command_line_refuses_an_unwritable_report_path_before_computing(

@@ -41,7 +41,8 @@ def test_the_time_series_page_opens_on_the_grids_and_the_curves(tb_run: Path) ->
     # epoch or perf/ groups before them.
     assert groups == ["samples", "train", "val"]
     assert sorted(tags["images"]) == ["samples/fixed_noise", "samples/real", "samples/real_vs_fake"]
-    assert {"train/epoch", "train/images_per_sec", "val/fid", "val/kid", *EPOCH_MEANS} <= set(tags["scalars"])
+    logged = {"train/epoch", "train/images_per_sec", "val/fid", "val/kid", "val/precision", "val/recall", *EPOCH_MEANS}
+    assert logged <= set(tags["scalars"])
 
 
 def test_sample_grids_are_labelled_by_epoch_and_real_vs_fake_is_captioned(tb_run: Path) -> None:
@@ -80,7 +81,8 @@ def test_hparams_tab_holds_the_chosen_settings_and_metrics(tb_run: Path) -> None
     assert hp["seed"].number_value == 999 and hp["precision"].string_value == "32-true"
     assert hp["ngf"].number_value == 8 and hp["ema_decay"].string_value == "none"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert [m.name.tag for m in experiment.metric_infos] == ["val/fid", "val/kid", *EPOCH_MEANS]
+    assert [m.name.tag for m in experiment.metric_infos] == ["val/fid", "val/kid", "val/precision", "val/recall",
+                                                            *EPOCH_MEANS]  # fmt: skip
 
 
 def test_the_console_shows_dcgan_lits_lines_not_lightnings_chatter(

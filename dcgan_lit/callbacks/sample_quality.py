@@ -1,4 +1,5 @@
-"""FID and KID during training: `val/fid`, `val/kid` every `every_n_epochs` epochs and after the last one."""
+"""Sample quality during training: `val/fid`, `val/kid`, `val/precision`, `val/recall` every `every_n_epochs` epochs
+and after the last one, with a warning when recall drops while precision holds (mode collapse)."""
 
 import logging
 from pathlib import Path
@@ -10,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.metrics.features import FIDFeatures, load_extractor
+from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
 
 log = logging.getLogger(__name__)
@@ -17,7 +19,7 @@ info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 
 class SampleQuality(Callback):
-    """Scores G's samples against real images with torchmetrics' FID and KID.
+    """Scores G's samples against real images: torchmetrics' FID and KID, torch-fidelity's precision and recall.
 
     The real images are the data module's held-out split, or its training split when fewer than `min_heldout`
     images are held out (see `choose_reference`); a data set too small for either is refused at start-up.
@@ -87,11 +89,17 @@ class SampleQuality(Callback):
                 "and checkpoints go on."
             )
             return
-        self.last = result
-        for name in ("fid", "kid"):
+        previous, self.last = self.last, result
+        for name in ("fid", "kid", "precision", "recall"):
             # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
             pl_module.log(f"val/{name}", float(result[name]), on_epoch=True, sync_dist=False)
-        info(f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}")
+        info(
+            f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, "
+            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}"
+        )
+        collapse = mode_collapse_warning(previous, result) if previous else None
+        if collapse and trainer.is_global_zero:
+            log.warning(f"epoch {trainer.current_epoch}: {collapse}")
 
     @torch.no_grad()
     def score(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float | int]:

@@ -1,4 +1,4 @@
-"""FID and KID of generated images against a real split, with torchmetrics doing the statistics."""
+"""FID and KID of generated images against a real split (torchmetrics), with precision and recall (torch-fidelity)."""
 
 import hashlib
 import logging
@@ -14,6 +14,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from dcgan_lit.errors import DataError
 from dcgan_lit.metrics.features import FIDFeatures
+from dcgan_lit.metrics.precision_recall import precision_recall
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ def real_split_features(
 
 
 def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.device) -> dict[str, float | int]:
-    """FID and KID (mean, std) between real and fake (N, 2048) features; KID's subsets shrink for small sets."""
+    """FID, KID (mean, std), precision and recall between real and fake features; KID's subsets shrink for
+    small sets."""
     n = min(len(real), len(fake))
     if n < 2:
         raise ValueError(f"FID needs at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
@@ -126,10 +128,13 @@ def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.de
         metric.update(real.to(device), real=True)
         metric.update(fake.to(device), real=False)
     kid_mean, kid_std = kid.compute()
+    precision, recall = precision_recall(real, fake)
     return {
         "fid": float(fid.compute()),
         "kid": float(kid_mean),
         "kid_std": float(kid_std),
+        "precision": precision,
+        "recall": recall,
         "num_real": len(real),
         "num_fake": len(fake),
         "kid_subset_size": subset,
