@@ -21,9 +21,12 @@ from tests.conftest import load_checkpoint as load
 
 
 def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """The run's training scalars, less wall-clock throughput, which no two runs share."""
     acc = events(run)
     return {
-        tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"] if tag.startswith("train/")
+        tag: [(e.step, e.value) for e in acc.Scalars(tag)]
+        for tag in acc.Tags()["scalars"]
+        if tag.startswith("train/") and tag != "train/images_per_sec"
     }
 
 
