@@ -208,6 +208,16 @@ def test_ema_bn_stats_must_be_known() -> None:
         GeneratorEMA(bn_stats="mean")
 
 
+def test_ema_warm_up_and_frequency_pick_the_steps_averaged() -> None:
+    from dcgan_lit.callbacks.ema import GeneratorEMA
+
+    late = GeneratorEMA(update_starting_at_step=3, update_every_n_steps=2)
+    assert [s for s in range(10) if late.should_update(step_idx=s)] == [4, 6, 8]
+    assert not late.should_update(epoch_idx=0)  # per step only: no extra update at epoch ends
+    with pytest.raises(ConfigError, match=r"callbacks.ema.update_every_n_steps=0: must be >= 1"):
+        GeneratorEMA(update_every_n_steps=0)
+
+
 def test_diffaugment_is_differentiable_random_and_shape_preserving() -> None:
     x = (torch.rand(6, 3, 16, 16) * 2 - 1).requires_grad_()
     policy = parse_policy("color,translation,cutout")

@@ -1,13 +1,13 @@
-"""An exponential moving average of the weights (Lightning's EMAWeightAveraging) that G's samples come from."""
+"""An exponential moving average of the weights (Lightning's WeightAveraging) that G's samples come from."""
 
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
+from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor, nn
-from torch.optim.swa_utils import update_bn
+from torch.optim.swa_utils import get_ema_multi_avg_fn, update_bn
 
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.lightning_internals import averaged_model
@@ -15,8 +15,12 @@ from dcgan_lit.lightning_internals import averaged_model
 BN_STATS = ("averaged", "recomputed")
 
 
-class GeneratorEMA(EMAWeightAveraging):
+class GeneratorEMA(WeightAveraging):
     """Lightning's EMAWeightAveraging, with a choice of BatchNorm statistics for the averaged G.
+
+    The average is torch's `get_ema_multi_avg_fn` (a lerp) rather than EMAWeightAveraging's
+    `decay * avg + (1 - decay) * x`, which moves a constant buffer by rounding at every step: the fixed noise
+    would drift away from the noise the run started with, and a resumed run would draw its grids from other z.
 
     Sample grids, FID/KID and the checkpoints' `state_dict` (so generate and evaluate) use the averaged G
     (see `sampling_generator`). Its BatchNorm layers normalize with running statistics, which can be:
@@ -31,7 +35,8 @@ class GeneratorEMA(EMAWeightAveraging):
         decay: the EMA decay per batch.
         bn_stats: averaged or recomputed.
         bn_samples: z drawn to recompute the statistics, in batches of `bn_batch_size`.
-        **kwargs: EMAWeightAveraging's other arguments (update_every_n_steps, update_starting_at_step, ...).
+        update_every_n_steps: average every n optimizer steps.
+        update_starting_at_step: the first step averaged (a warm-up); None averages from the first step.
     """
 
     def __init__(
@@ -40,7 +45,8 @@ class GeneratorEMA(EMAWeightAveraging):
         bn_stats: str = "averaged",
         bn_samples: int = 8192,
         bn_batch_size: int = 512,
-        **kwargs: Any,
+        update_every_n_steps: int = 1,
+        update_starting_at_step: int | None = None,
     ) -> None:
         if bn_stats not in BN_STATS:
             raise ConfigError(f"callbacks.ema.bn_stats={bn_stats!r}: must be one of {', '.join(BN_STATS)}.")
@@ -49,9 +55,19 @@ class GeneratorEMA(EMAWeightAveraging):
                 f"callbacks.ema.bn_samples={bn_samples}, bn_batch_size={bn_batch_size}: need >= 1 and >= 2 "
                 "(BatchNorm needs 2 samples per batch)."
             )
-        super().__init__(decay=decay, use_buffers=True, **kwargs)
+        if update_every_n_steps < 1:
+            raise ConfigError(f"callbacks.ema.update_every_n_steps={update_every_n_steps}: must be >= 1.")
+        super().__init__(use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.update_every_n_steps, self.update_starting_at_step = update_every_n_steps, update_starting_at_step
         self.bn_stats, self.bn_samples, self.bn_batch_size = bn_stats, bn_samples, bn_batch_size
         self._stats_step: int | None = None  # the global step the averaged G's statistics were computed at
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        """After optimizer steps (as EMAWeightAveraging), from `update_starting_at_step`, every n steps."""
+        if step_idx is None:
+            return False
+        started = self.update_starting_at_step is None or step_idx >= self.update_starting_at_step
+        return started and step_idx % self.update_every_n_steps == 0
 
     def averaged_generator(self, trainer: Trainer, nz: int) -> nn.Module | None:
         """The averaged G, its statistics brought up to date; None before fit has set it up."""
