@@ -20,12 +20,21 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def test_defaults_are_the_offline_synthetic_dcgan() -> None:
+def test_defaults_are_the_offline_synthetic_dcgan_with_the_quickstart_recipe() -> None:
     cfg = compose_train(["paths.output_dir=/tmp/x"])
-    assert cfg.data._target_.endswith("SyntheticDataModule")
-    assert cfg.model.nz == 100 and cfg.model.generator.ngf == 64 and cfg.model.discriminator.ndf == 64
+    assert cfg.data._target_.endswith("SyntheticDataModule") and cfg.data.image_size == 32
+    # experiment=quickstart: the tutorial's DCGAN and Adam, half as wide, batch 32, 10 epochs, EMA of G.
+    assert cfg.model.nz == 100 and cfg.model.generator.ngf == 32 and cfg.model.discriminator.ndf == 32
     assert cfg.model.lr_g == 2e-4 and cfg.model.lr_d == 2e-4 and list(cfg.model.optimizer_g.betas) == [0.5, 0.999]
+    assert cfg.data.batch_size == 32 and cfg.trainer.max_epochs == 10 and cfg.callbacks.ema.decay == 0.995
     assert cfg.seed == 999 and cfg.ckpt_path is None
+
+
+def test_experiment_tutorial_is_the_tutorial_recipe_on_the_default_data() -> None:
+    cfg = compose_train(["experiment=tutorial"])
+    assert cfg.data._target_.endswith("SyntheticDataModule")
+    assert cfg.model.generator.ngf == 64 and cfg.model.discriminator.ndf == 64 and "ema" not in cfg.callbacks
+    assert cfg.trainer.max_epochs == 5 and list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
 
 
 @pytest.mark.parametrize("option", options("data"))
@@ -131,7 +140,9 @@ def experiment_data(experiment: str, folder: Path) -> list[str]:
     from tests.test_data_folder import make_celeba
     from tests.test_data_mnist import digits, write_idx
 
-    data = compose_train([f"experiment={experiment}", "data.root=x", "paths.output_dir=x"]).data
+    data = compose_train([f"experiment={experiment}", "paths.output_dir=x"]).data
+    if data._target_.endswith("SyntheticDataModule"):  # the default run's data, and FID turned on to score it
+        return ["data.num_images=120", "metrics=fid"]
     if data._target_.endswith("FolderDataModule"):
         make_celeba(folder, n=60)  # 57 training images: enough to score against (metrics.min_heldout)
         return [f"data.root={folder}", "data.num_workers=0"]

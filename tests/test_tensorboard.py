@@ -79,7 +79,7 @@ def test_hparams_tab_holds_the_chosen_settings_and_metrics(tb_run: Path) -> None
     assert set(hp) == SETTINGS  # no _target_, _partial_, fused or other noise keys
     assert hp["betas_g"].string_value == "0.5, 0.999" and hp["lr_g"].number_value == 2e-4
     assert hp["seed"].number_value == 999 and hp["precision"].string_value == "32-true"
-    assert hp["ngf"].number_value == 8 and hp["ema_decay"].string_value == "none"
+    assert hp["ngf"].number_value == 8 and hp["ema_decay"].number_value == 0.995  # the default run's EMA
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert [m.name.tag for m in experiment.metric_infos] == ["val/fid", "val/kid", "val/precision", "val/recall",
                                                             *EPOCH_MEANS]  # fmt: skip
