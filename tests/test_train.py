@@ -121,6 +121,8 @@ def test_run_artifacts_are_written_and_logged(tiny_cfg: Callable[..., DictConfig
     assert sorted(p.name for p in art.iterdir()) == ["losses.png", "progress.gif", "real_vs_fake.png", "scores.png"]
     assert Image.open(art / "progress.gif").n_frames == 3  # one fixed-noise grid per epoch
     real, last = Image.open(run / "samples" / "real.png"), Image.open(run / "samples" / "epoch_002.png")
+    # The real grid gathers images over batches (3 of 16 here) up to 64: 8 per row, 32 px + 2 px padding.
+    assert real.size == (8 * 34 + 2, 6 * 34 + 2) and last.size == (8 * 34 + 2, 8 * 34 + 2)
     band = int(1.5 * max(12, real.width // 16))  # the caption band above the pair
     captioned = (real.width + last.width + 16, band + max(real.height, last.height))
     assert Image.open(art / "real_vs_fake.png").size == captioned

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
@@ -25,19 +26,29 @@ class SampleGrid(Callback):
     def __init__(self, dirpath: str, every_n_epochs: int = 1, nrow: int = 8, num_real: int = 64) -> None:
         self.dirpath = Path(dirpath)
         self.every_n_epochs, self.nrow, self.num_real = every_n_epochs, nrow, num_real
-        self._real_logged = False
+        self._real: list[Tensor] = []  # gathered over the first batches: one batch may hold fewer than num_real
+        self._real_logged = num_real == 0
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Tensor, batch_idx: int) -> None:
-        if self._real_logged or self.num_real == 0:
+        if self._real_logged:
             return
-        self._real_logged = True
-        self._write(trainer, "real", batch[: self.num_real], filename="real.png", step=0)
+        gathered = sum(len(b) for b in self._real)
+        self._real.append(batch[: self.num_real - gathered].detach().cpu())
+        if gathered + len(self._real[-1]) >= self.num_real:
+            self._write_real(trainer)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._real_logged:  # an epoch of fewer than num_real images: the grid holds them all
+            self._write_real(trainer)
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             images = pl_module.sample_fixed(sampling_generator(trainer, pl_module))
             epoch = trainer.current_epoch + 1  # TensorBoard's slider then reads "after epoch N"
             self._write(trainer, "fixed_noise", images, filename=f"epoch_{trainer.current_epoch:03d}.png", step=epoch)
+
+    def _write_real(self, trainer: Trainer) -> None:
+        self._real_logged = True
+        self._write(trainer, "real", torch.cat(self._real), filename="real.png", step=0)
+        self._real = []
 
     def _write(self, trainer: Trainer, tag: str, images: Tensor, filename: str, step: int) -> None:
         if not trainer.is_global_zero:
