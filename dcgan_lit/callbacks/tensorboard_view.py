@@ -2,6 +2,7 @@
 multi-line charts (the Custom Scalars tab), each epoch's mean of the step's stats, and an HParams tab of the
 settings a sweep varies beside each run's final metrics."""
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -16,20 +17,26 @@ from dcgan_lit.module import STAT_NAMES
 EPOCH_MEANS: tuple[str, ...] = tuple(f"{name}_epoch" for name in STAT_NAMES)
 
 # Custom Scalars: each chart draws its tags as lines on one set of axes, as the tutorial's matplotlib plots do.
-LAYOUT: dict[str, dict[str, list]] = {
+# TensorBoard reads each tag as a regular expression, searched anywhere in the name: anchored, so that
+# train/d_loss does not also draw train/d_loss_epoch.
+CHARTS: dict[str, dict[str, list[str]]] = {
     "GAN (per logged batch)": {
-        "G and D loss": ["Multiline", ["train/g_loss", "train/d_loss"]],
-        "D(x) and D(G(z)), before and after D's step": ["Multiline", ["train/D_x", "train/D_G_z1", "train/D_G_z2"]],
+        "G and D loss": ["train/g_loss", "train/d_loss"],
+        "D(x) and D(G(z)), before and after D's step": ["train/D_x", "train/D_G_z1", "train/D_G_z2"],
     },
     "GAN (epoch means)": {
-        "G and D loss": ["Multiline", ["train/g_loss_epoch", "train/d_loss_epoch"]],
-        "D(x) and D(G(z))": ["Multiline", ["train/D_x_epoch", "train/D_G_z1_epoch", "train/D_G_z2_epoch"]],
+        "G and D loss": ["train/g_loss_epoch", "train/d_loss_epoch"],
+        "D(x) and D(G(z))": ["train/D_x_epoch", "train/D_G_z1_epoch", "train/D_G_z2_epoch"],
     },
     "Sample quality": {
-        "FID": ["Multiline", ["val/fid"]],
-        "KID": ["Multiline", ["val/kid"]],
-        "precision and recall": ["Multiline", ["val/precision", "val/recall"]],
+        "FID": ["val/fid"],
+        "KID": ["val/kid"],
+        "precision and recall": ["val/precision", "val/recall"],
     },
+}
+LAYOUT: dict[str, dict[str, list]] = {
+    category: {title: ["Multiline", [f"^{re.escape(tag)}$" for tag in tags]] for title, tags in charts.items()}
+    for category, charts in CHARTS.items()
 }
 
 # The HParams tab's metric columns, where the run has them.
