@@ -130,11 +130,14 @@ def quiet_console() -> None:
 
     Lightning's INFO lines (the seed, "GPU available: False", cloud-logging tips, "`Trainer.fit` stopped") go
     through its loggers, lowered to WARNING as Lightning's docs show; dcgan_lit says what matters itself. The
-    LeafSpec deprecation comes from Lightning's own use of torch's pytree: nothing a user could change.
+    LeafSpec deprecation comes from Lightning's own use of torch's pytree: nothing a user could change. Nor is
+    best.ckpt's "could not find the monitored key" for val/fid or val/kid: those are logged only at scored
+    epochs (metrics.every_n_epochs), and the epochs between have none by design.
     """
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.filterwarnings("ignore", r"`ModelCheckpoint\(monitor='val/(fid|kid)'\)` could not find the monitored key")
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -105,3 +105,15 @@ def test_the_console_shows_dcgan_lits_lines_not_lightnings_chatter(
         assert chatter not in shown, chatter
     assert "model: G Generator 18.9 K parameters, D Discriminator 11.2 K" in shown and "done; see the run" in shown
     assert not [w for w in caught if "LeafSpec" in str(w.message)]
+
+
+def test_epochs_between_scores_warn_nothing(
+    tiny_cfg: Callable[..., DictConfig], tiny_weights: Path, tmp_path: Path
+) -> None:
+    """best.ckpt watches val/fid, which only scored epochs log: the epochs between are not a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=16",
+                     "metrics.every_n_epochs=2", "trainer.max_epochs=2"))  # fmt: skip
+    assert len(events(tmp_path / "run").Scalars("val/fid")) == 1  # epoch 0 had no score, epoch 1 one
+    assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
