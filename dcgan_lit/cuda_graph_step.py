@@ -19,9 +19,10 @@ from contextlib import AbstractContextManager
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.core.optimizer import LightningOptimizer
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
 
 # Precisions the graphs can replay: fp16 needs a GradScaler, whose inf checks read values back on the host.
@@ -31,7 +32,6 @@ GRAPH_PRECISIONS: tuple[str, ...] = ("32-true", "32", "bf16-mixed", "bf16-true")
 WARMUP_STEPS = 3
 
 log = logging.getLogger(__name__)
-info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 
 def cuda_graph_blocker(
@@ -155,7 +155,7 @@ class CudaGraphStep:
             self.backend.capture(self.graph_d, lambda: self._d_pass(opt_d))
             self.backend.capture(self.graph_g, lambda: self._g_pass(opt_g), share_pool_with=self.graph_d)
         self.backend.synchronize()
-        info(f"model.cuda_graph: captured the D and G passes for batches of {tuple(real.shape)}")
+        info(log, f"model.cuda_graph: captured the D and G passes for batches of {tuple(real.shape)}")
 
     def _d_pass(self, opt_d: LightningOptimizer) -> None:
         self.fake, self.d_out = self.module.d_backward(self.real, self.z, opt_d, set_to_none=False)

@@ -1,11 +1,15 @@
-"""The one place dcgan_lit reads Lightning state that has no public API.
+"""The one place dcgan_lit reads Lightning (and TensorBoard writer) state that has no public API.
 
 Each function names the private attribute it reads; tests/test_lightning_internals.py fails with that name when
-a Lightning release moves it, instead of the run quietly sampling from the wrong generator.
+a Lightning release moves it, instead of a run quietly sampling from the wrong generator, resuming at the wrong
+batch, or dropping a callback's state from its checkpoints.
 """
 
-from lightning.pytorch import LightningModule
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import WeightAveraging
+from torch.utils.tensorboard import SummaryWriter
 
 
 def averaged_model(callback: WeightAveraging) -> LightningModule | None:
@@ -15,3 +19,37 @@ def averaged_model(callback: WeightAveraging) -> LightningModule | None:
     """
     average = getattr(callback, "_average_model", None)
     return None if average is None else average.module
+
+
+def epoch_position(trainer: Trainer) -> tuple[int, int]:
+    """(the epoch training is in or starts next, batches of it already trained), right also just after a resume.
+
+    Reads the fit loop's progress counters, `fit_loop.epoch_progress.current` and
+    `fit_loop.epoch_loop.batch_progress.current`. A resumed run creates its first train iterator (and a loader
+    with workers draws its shuffle then) before Lightning has called `set_epoch` or fixed up the restored batch
+    count, so both are worked out from the counters as the checkpoint left them: a checkpoint written at an
+    epoch's end has counted that epoch processed, and the next one starts at batch 0; one written mid-epoch, at
+    the end of a batch (on_train_batch_end or an interruption), has counted that batch processed.
+    """
+    epochs = trainer.fit_loop.epoch_progress.current
+    if epochs.processed > epochs.completed:  # saved in on_train_epoch_end: the epoch is over
+        return epochs.processed, 0
+    return epochs.processed, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
+def callback_state_key(callback: Callback, **settings: Any) -> str:
+    """A callback's key in `checkpoint["callbacks"]`, built from `settings` the way Lightning builds its own.
+
+    Calls `Callback._generate_state_key`, so two instances of one class with other settings keep apart states,
+    and the keys of checkpoints already written still match.
+    """
+    return callback._generate_state_key(**settings)
+
+
+def write_summary(writer: SummaryWriter, summary: Any) -> None:
+    """Append a ready-made summary protobuf (such as the HParams tab's) to a TensorBoard event file.
+
+    Uses `SummaryWriter._get_file_writer()`: the public `add_*` methods each build their own summary, and
+    `add_hparams` would also write every metric again at step 0.
+    """
+    writer._get_file_writer().add_summary(summary)

@@ -98,7 +98,6 @@ class Loss:
     d: Callable[[Tensor, Tensor, float], Tensor]  # (d_real, d_fake, real_label) -> D's loss
     g: Callable[[Tensor], Tensor]  # d_fake -> G's loss
     penalty: str | None = None  # a PENALTIES name
-    capturable: bool = True  # whether a CUDA graph can hold the loss (no host syncs, fixed shapes)
 
 
 PENALTIES: dict[str, Penalty] = {
@@ -127,9 +126,8 @@ def resolve(loss: str, gp_weight: float, penalties: dict[str, float] | None) -> 
     return LOSSES[loss], weights
 
 
-def eager_only(loss: str, penalties: dict[str, float], n_critic: int) -> str | None:
+def eager_only(penalties: dict[str, float], n_critic: int) -> str | None:
     """Why this combination cannot run as CUDA graphs (model.cuda_graph), from the entries' flags; None if it can."""
-    reasons = [f"model.loss={loss}"] if not LOSSES[loss].capturable else []
-    reasons += [f"the {name} penalty" for name in penalties if not PENALTIES[name].capturable]
+    reasons = [f"the {name} penalty" for name in penalties if not PENALTIES[name].capturable]
     reasons += ["model.n_critic>1"] if n_critic > 1 else []
     return f"{' and '.join(reasons)} run eagerly (cannot be captured)" if reasons else None

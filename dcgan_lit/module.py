@@ -17,6 +17,7 @@ OptimizerFactory = Callable[..., Optimizer]  # a `_partial_: true` optimizer fro
 
 # The scalars of every step, in the order `step_stats` packs them; training_step returns them as {"stats": ...}.
 STAT_NAMES: tuple[str, ...] = ("train/d_loss", "train/g_loss", "train/D_x", "train/D_G_z1", "train/D_G_z2")
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 class DCGAN(LightningModule):
@@ -71,6 +72,14 @@ class DCGAN(LightningModule):
             raise ConfigError(f"model.n_critic={n_critic!r}: must be a whole number >= 1.")
         if getattr(generator, "nz", nz) != nz:
             raise ConfigError(f"model.nz={nz} but the generator was built with nz={generator.nz}; set them equal.")
+        if self.penalties and any(isinstance(m, BATCH_NORMS) for m in discriminator.modules()):
+            # A gradient penalty is a per-image gradient norm; BatchNorm makes each D(x) depend on the whole batch,
+            # which is why WGAN-GP (Gulrajani et al. 2017, section 4) takes BatchNorm out of the critic.
+            what = f"model.loss={loss}" if loss == "wgan-gp" else f"model.penalties.{next(iter(self.penalties))}"
+            raise ConfigError(
+                f"{what} penalizes each image's gradient, and the discriminator has BatchNorm, which mixes the images "
+                "of a batch; set model.discriminator.batch_norm=false."
+            )
         self.generator, self.discriminator = generator, discriminator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         # A buffer, so it is saved in checkpoints and a resumed run keeps drawing the same grid.
@@ -94,7 +103,7 @@ class DCGAN(LightningModule):
         device = self.trainer.strategy.root_device
         self.memory_format = memory_format_for(self.hparams.channels_last, device)
         self.to(memory_format=self.memory_format)
-        eager_only = losses.eager_only(self.hparams.loss, self.penalties, self.hparams.n_critic)
+        eager_only = losses.eager_only(self.penalties, self.hparams.n_critic)
         self.use_cuda_graph = use_cuda_graph(
             self.hparams.cuda_graph, device, self.trainer.world_size, str(self.trainer.precision), eager_only
         )
@@ -112,16 +121,18 @@ class DCGAN(LightningModule):
         opt_d = self.optimizer_d(self.discriminator.parameters(), lr=self.hparams.lr_d)
         return [opt_g, opt_d]
 
-    def training_step(self, real: Tensor, batch_idx: int) -> dict[str, Tensor]:
+    def training_step(self, real: Tensor, batch_idx: int) -> dict[str, Tensor | bool]:
         opt_g, opt_d = self.optimizers()
         # Each self.log costs more host time than a captured GPU step, so log only the batches Lightning writes
         # (every log_every_n_steps) and each epoch's last; tensors, so nothing syncs with the host until then.
-        log = (self.batches_done + 1) % self.trainer.log_every_n_steps == 0 or self.trainer.is_last_batch
+        logged = (self.batches_done + 1) % self.trainer.log_every_n_steps == 0 or self.trainer.is_last_batch
         stats = (self.graph_step or self.gan_step)(real.contiguous(memory_format=self.memory_format), opt_d, opt_g)
-        if log:
+        if logged:
             values = dict(zip(STAT_NAMES, stats.unbind(), strict=True))
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=len(real))
-        return {"stats": stats}  # for callbacks' on_train_batch_end: the divergence guard, the loss plots
+        # For callbacks' on_train_batch_end (the divergence guard, the loss plots): the stats, and whether this
+        # is a batch the logger writes, the one place that question is answered.
+        return {"stats": stats, "logged": logged}
 
     def gan_step(self, real: Tensor, opt_d: Optimizer, opt_g: Optimizer, set_to_none: bool = True) -> Tensor:
         """One batch of Algorithm 1: D's update(s), then G's; returns the `STAT_NAMES` values."""

@@ -1,13 +1,16 @@
 """What dcgan_lit/lightning_internals.py reads from Lightning without a public API: fails naming it if it moves."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from dcgan_lit.callbacks.ema import GeneratorEMA, sampling_generator
-from dcgan_lit.lightning_internals import averaged_model
+from dcgan_lit.callbacks.last_checkpoint import LastCheckpoint
+from dcgan_lit.lightning_internals import averaged_model, callback_state_key, epoch_position, write_summary
 from dcgan_lit.module import DCGAN
 
 
@@ -26,3 +29,63 @@ def test_weight_averaging_keeps_the_averaged_model_where_the_adapter_reads_it(
     )
     assert averaged.generator is not model.generator
     assert sampling_generator(trainer, model) is averaged.generator  # what grids and FID sample from
+
+
+class RecordPosition(L.Callback):
+    """epoch_position() at each batch's end and each epoch's end, beside what it should be."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[tuple[int, int], tuple[int, int]]] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
+        batch_idx = args[-1]
+        self.seen.append((epoch_position(trainer), (trainer.current_epoch, batch_idx + 1)))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seen.append((epoch_position(trainer), (trainer.current_epoch + 1, 0)))  # where a resume would start
+
+
+def test_the_fit_loops_progress_counters_say_where_a_resume_starts(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    record = RecordPosition()
+    cfg = tiny_cfg("trainer.max_epochs=2")
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=3, logger=False, callbacks=[record],
+                        enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))
+    assert len(record.seen) == 8
+    for got, expected in record.seen:
+        assert got == expected, (
+            "Lightning's fit_loop.epoch_progress / epoch_loop.batch_progress counters changed: update "
+            "dcgan_lit/lightning_internals.py epoch_position(), or resumed runs train on other batches than the "
+            "run they continue."
+        )
+
+
+def test_callback_state_keys_are_built_as_lightning_builds_its_own(tmp_path: Path) -> None:
+    settings = {"monitor": None, "mode": "min", "every_n_train_steps": 0, "every_n_epochs": 1,
+                "train_time_interval": None}  # fmt: skip
+    checkpoint = ModelCheckpoint(dirpath=tmp_path)
+    assert callback_state_key(checkpoint, **settings) == checkpoint.state_key, (
+        "Lightning's Callback._generate_state_key no longer builds ModelCheckpoint's key: update "
+        "dcgan_lit/lightning_internals.py, or LastCheckpoint's state is no longer found in checkpoints."
+    )
+    # The key checkpoints already written hold, so they still resume with their LastCheckpoint state.
+    last = LastCheckpoint(dirpath=str(tmp_path))
+    assert last.state_key == "LastCheckpoint{'filename': 'last', 'every_n_epochs': 1, 'every_n_train_steps': 0}"
+
+
+def test_a_ready_made_summary_reaches_the_event_file(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import scalar
+
+    writer = SummaryWriter(str(tmp_path))
+    write_summary(writer, scalar("val/fid", 12.5))
+    writer.close()
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.value for e in acc.Scalars("val/fid")] == [12.5], (
+        "torch's SummaryWriter._get_file_writer() changed: update dcgan_lit/lightning_internals.py write_summary(), "
+        "or the HParams tab stays empty."
+    )

@@ -50,7 +50,8 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic() -> None:
 
 def test_every_d_call_goes_through_diffaugment_the_penalty_included(tiny_cfg: Callable[..., DictConfig]) -> None:
     """The gradient penalty used to score D on un-augmented images while the loss used DiffAugment."""
-    model = instantiate(tiny_cfg("model.loss=wgan-gp", "model.diffaugment=translation").model)
+    cfg = tiny_cfg("model.loss=wgan-gp", "model.discriminator.batch_norm=false", "model.diffaugment=translation")
+    model = instantiate(cfg.model)
     seen: list[torch.Tensor] = []
     model.discriminator.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
     real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
@@ -300,7 +301,7 @@ def test_r1_and_r2_are_half_the_squared_input_gradient_of_d() -> None:
 
 def test_a_penalty_trains_through_the_real_loop(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
     """One registry entry plus one value: `+model.penalties.r1=...`; its gradient reaches D's weights."""
-    cfg = tiny_cfg("+model.penalties.r1=10.0", "trainer.max_epochs=1")
+    cfg = tiny_cfg("+model.penalties.r1=10.0", "model.discriminator.batch_norm=false", "trainer.max_epochs=1")
     model = instantiate(cfg.model)
     assert model.penalties == {"r1": 10.0}
     real = torch.rand(4, 3, 32, 32) * 2 - 1
@@ -311,3 +312,37 @@ def test_a_penalty_trains_through_the_real_loop(tiny_cfg: Callable[..., DictConf
     train(cfg)
     ckpt = load(tmp_path / "run" / "checkpoints" / "last.ckpt")  # weights_only: plain numbers in its hparams
     assert ckpt["global_step"] == 6 and ckpt["hyper_parameters"]["penalties"] == {"r1": 10.0}
+
+
+@pytest.mark.parametrize(
+    "overrides, what",
+    [(["model.loss=wgan-gp"], "model.loss=wgan-gp"), (["+model.penalties.r1=1.0"], "model.penalties.r1")],
+    ids=["wgan_gp", "r1"],
+)
+def test_a_gradient_penalty_with_a_batchnorm_discriminator_is_refused(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, capsys: pytest.CaptureFixture, overrides: list[str], what: str
+) -> None:
+    """It used to train without a word: the penalty is per image, and BatchNorm mixes the images of a batch."""
+    from dcgan_lit.train import run
+    from tests.conftest import exits
+
+    code, stderr = exits(run, tiny_cfg(*overrides), capsys)
+    assert code == 2 and stderr == (
+        f"error: {what} penalizes each image's gradient, and the discriminator has BatchNorm, which mixes the "
+        "images of a batch; set model.discriminator.batch_norm=false.\n"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_batchnorm1d_net_with_one_image_per_batch_is_refused_naming_the_key(
+    tiny_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture
+) -> None:
+    """model=mlp_gan data.batch_size=1 used to end in BatchNorm1d's traceback at the first step."""
+    from dcgan_lit.train import run
+    from tests.conftest import exits
+
+    code, stderr = exits(run, tiny_cfg("model=mlp_gan", "data.batch_size=1"), capsys)
+    assert code == 2 and stderr == (
+        "error: data.batch_size=1: model.generator (MLPGenerator) has BatchNorm1d layers, which need at least 2 "
+        "images per training batch (per device under DDP); set data.batch_size=2 or more.\n"
+    )

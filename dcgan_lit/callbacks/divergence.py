@@ -12,7 +12,8 @@ LOSS_NAMES: tuple[str, str] = ("train/d_loss", "train/g_loss")  # the first two 
 
 
 class DivergenceGuard(Callback):
-    """Watches the stats every training_step returns (`{"stats": (d_loss, g_loss, ...)}`) without a host sync.
+    """Watches the stats every training_step returns (`{"stats": (d_loss, g_loss, ...), "logged": ...}`) without a
+    host sync.
 
     The first batch whose losses were not finite is kept on the device and read back only where the host syncs
     anyway: at the batches the logger writes, at each epoch's last batch, and before any checkpoint is written.
@@ -34,7 +35,7 @@ class DivergenceGuard(Callback):
         first = (self.first_bad_batch < 0) & ~torch.isfinite(stats[:2]).all()
         self.first_bad_stats.copy_(torch.where(first, stats, self.first_bad_stats))
         self.first_bad_batch.copy_(torch.where(first, batch_number, self.first_bad_batch))
-        if pl_module.batches_done % trainer.log_every_n_steps == 0 or trainer.is_last_batch:
+        if outputs["logged"]:  # the host syncs there anyway
             self.raise_if_diverged()
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:

@@ -2,6 +2,8 @@
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from dcgan_lit.lightning_internals import callback_state_key
+
 
 class LastCheckpoint(ModelCheckpoint):
     """Overwrites `dirpath/last.ckpt` every `every_n_epochs` epochs.
@@ -29,5 +31,5 @@ class LastCheckpoint(ModelCheckpoint):
 
     @property
     def state_key(self) -> str:
-        # The form of Lightning's own keys (class name, then settings), so existing checkpoints still match.
-        return f"{type(self).__qualname__}{self._key_settings!r}"
+        # Built as Lightning builds its own keys (class name, then settings), so existing checkpoints still match.
+        return callback_state_key(self, **self._key_settings)

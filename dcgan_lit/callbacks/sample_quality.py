@@ -6,16 +6,16 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
 from dcgan_lit.callbacks.ema import sampling_generator
+from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.metrics.features import FIDFeatures, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
 
 log = logging.getLogger(__name__)
-info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 
 class SampleQuality(Callback):
@@ -67,7 +67,7 @@ class SampleQuality(Callback):
             return
         # Lightning has set up the data module by now, so its split sizes are known before any training.
         self.reference = choose_reference(trainer.datamodule, self.min_heldout)
-        info(f"FID/KID reference: {self.reference.describe()}")
+        info(log, f"FID/KID reference: {self.reference.describe()}")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._extractor is None:
@@ -94,8 +94,9 @@ class SampleQuality(Callback):
             # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
             pl_module.log(f"val/{name}", float(result[name]), on_epoch=True, sync_dist=False)
         info(
+            log,
             f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, "
-            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}"
+            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}",
         )
         collapse = mode_collapse_warning(previous, result) if previous else None
         if collapse and trainer.is_global_zero:

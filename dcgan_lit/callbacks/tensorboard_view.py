@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torch.utils.tensorboard.summary import hparams
 
+from dcgan_lit.lightning_internals import write_summary
 from dcgan_lit.module import STAT_NAMES
 
 # The epoch means of the step's stats: train/d_loss_epoch, ..., train/D_G_z2_epoch.
@@ -94,7 +95,7 @@ class TensorBoardView(Callback):
         experiment, start, end = hparams(self.settings, metrics)
         for writer in self._writers(trainer):
             for summary in (experiment, start, end):
-                writer.file_writer.add_summary(summary)
+                write_summary(writer, summary)
             writer.flush()
 
     @staticmethod
