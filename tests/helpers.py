@@ -15,25 +15,29 @@ class Pace(Callback):
 
     def __init__(self, path: str, seconds: float = 0.2) -> None:
         self.path, self.seconds = Path(path), seconds
+        self.first: int | None = None  # batches done after this process's first batch: 1 unless resumed
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        self.first = pl_module.batches_done if self.first is None else self.first
         done = {
             "epoch": trainer.current_epoch,
             "batches": pl_module.batches_done,
             "global_step": trainer.global_step,
+            "first": self.first,
         }
         self.path.write_text(json.dumps(done))
         time.sleep(self.seconds)
 
 
 class Poison(Callback):
-    """Fills D's first convolution with NaN before batch `batch`, so that batch's losses are NaN."""
+    """Fills D's first convolution with NaN before batch `batch`, so that batch's losses are NaN; with `min_lr_d`,
+    only in runs whose model.lr_d is at least that (a sweep's trials at a high learning rate "diverge")."""
 
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
+    def __init__(self, batch: int, min_lr_d: float = 0.0) -> None:
+        self.batch, self.min_lr_d = batch, min_lr_d
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
-        if pl_module.batches_done == self.batch:
+        if pl_module.batches_done == self.batch and pl_module.hparams.lr_d >= self.min_lr_d:
             next(pl_module.discriminator.parameters()).data.fill_(math.nan)
 
 
@@ -126,3 +130,15 @@ class CaptureOnCPU(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         step = pl_module.graph_step
         self.path.write_text(json.dumps({"d": step.graph_d.replays, "g": step.graph_g.replays}))
+
+
+class DeleteImages(Callback):
+    """Deletes every image under `root` before batch `batch`, as a disk that goes away mid-run."""
+
+    def __init__(self, root: str, batch: int) -> None:
+        self.root, self.batch = Path(root), batch
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        if pl_module.batches_done == self.batch:
+            for path in self.root.glob("*.png"):
+                path.unlink()

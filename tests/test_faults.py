@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import DictConfig
@@ -23,13 +24,19 @@ from tests.conftest import load_checkpoint as load
 
 # 108 training images in batches of 16: 6 batches an epoch, 2 epochs.
 RUN = ["data.num_images=120", "trainer.limit_train_batches=6", "trainer.max_epochs=2", "seed=7"]
+FOLDER_RUN = RUN[1:]  # the folder's own images instead of 120 synthetic ones
 
 
-def start_cli(out: Path, *overrides: str) -> subprocess.Popen:
+def start_cli(out: Path, *overrides: str, env: dict[str, str] | None = None, run: list[str] = RUN) -> subprocess.Popen:
+    """The training command in a process group of its own, as a scheduler starts a job, so `os.killpg` can signal
+    it with its DataLoader workers and leave pytest alone."""
     tiny = [o for o in TINY if not o.startswith("trainer.max_epochs")]
-    args = [*tiny, *RUN, f"hydra.run.dir={out}", f"paths.output_dir={out}", f"paths.data_dir={out / 'data'}"]
+    args = [*tiny, *run, f"hydra.run.dir={out}", f"paths.output_dir={out}", f"paths.data_dir={out / 'data'}"]
     cmd = [sys.executable, "-m", "dcgan_lit.train", *args, *overrides]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -79,14 +86,8 @@ def test_an_interrupt_mid_epoch_saves_a_checkpoint_and_resuming_matches_an_unint
 
     resumed = tmp_path / "resumed"
     train(tiny_cfg(*RUN, f"ckpt_path={ckpt}", output_dir=resumed))
-    a, b = uninterrupted, load(resumed / "checkpoints" / "last.ckpt")
-    assert a["global_step"] == b["global_step"] == 24  # 12 batches x (D step + G step)
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
-    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
-        for i, state in opt_a["state"].items():
-            for name, value in state.items():
-                assert torch.equal(value, opt_b["state"][i][name]), (i, name)
+    assert uninterrupted["global_step"] == 24  # 12 batches x (D step + G step)
+    same_training_state(uninterrupted, load(resumed / "checkpoints" / "last.ckpt"))
 
 
 def test_sigkill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path: Path) -> None:
@@ -221,3 +222,127 @@ def test_a_full_disk_while_writing_samples_and_figures_costs_neither_the_run_nor
         "training and checkpoints go on" in warnings
     )
     assert any("epoch_001.png" in w for w in warnings) and any("losses.png" in w for w in warnings)
+
+
+def same_training_state(a: dict, b: dict) -> None:
+    """Weights, BatchNorm buffers and Adam states torch.equal, at the same global step."""
+    assert a["global_step"] == b["global_step"]
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for i, state in opt_a["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, opt_b["state"][i][name]), (i, name)
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """120 generated 40x40 photos in a folder, read by 2 DataLoader workers as every folder run reads them."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(120):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / f"{i:03d}.png")
+    # 114 for training in batches of 16: 7 a epoch, of which RUN trains 6.
+    return ["data=folder", f"data.root={root}", "data.num_workers=2"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_folder_run(tmp_path_factory: pytest.TempPathFactory, photo_folder: list[str]) -> dict:
+    from tests.conftest import compose_train
+
+    out = tmp_path_factory.mktemp("whole_folder")
+    train(
+        compose_train([*photo_folder, *TINY, *FOLDER_RUN, f"paths.output_dir={out}", f"paths.data_dir={out / 'data'}"])
+    )
+    return load(out / "checkpoints" / "last.ckpt")
+
+
+def loader_workers(proc: subprocess.Popen) -> list[int]:
+    """The DataLoader worker processes of a training process (its children)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_whole_process_group_with_loader_workers_saves_and_resumes_exactly(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, photo_folder: list[str], uninterrupted_folder_run: dict,
+    signum: signal.Signals,
+) -> None:  # fmt: skip
+    """What SLURM's scancel, `timeout` and systemd send (SIGTERM) and a terminal's Ctrl-C (SIGINT): every process
+    of the job gets it. SIGTERM used to kill the workers, and the run ended in a traceback with no checkpoint."""
+    cut, pace = tmp_path / "cut", tmp_path / "progress.json"
+    pacing = ["+callbacks.pace._target_=tests.helpers.Pace", f"+callbacks.pace.path={pace}"]
+    proc = start_cli(cut, *photo_folder, *pacing, run=FOLDER_RUN)
+    wait_for(lambda: progress(pace)["batches"] >= 8, proc)  # epoch 1, batch 2 of 6
+    assert len(loader_workers(proc)) == 2  # the group holds the workers too
+    os.killpg(proc.pid, signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    ckpt = cut / "checkpoints" / "last.ckpt"
+    assert stderr.strip().splitlines()[-1].startswith(f"interrupted by {signum.name} at epoch 1, batch ")
+    assert f"ckpt_path={ckpt}" in stderr and "Traceback" not in stderr and "killed by signal" not in stderr
+    saved = load(ckpt)
+    done_in_epoch = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
+    assert saved["epoch"] == 1 and 1 <= done_in_epoch < 6 and saved["global_step"] == 2 * (6 + done_in_epoch)
+
+    resumed = tmp_path / "resumed"
+    train(tiny_cfg(*photo_folder, *FOLDER_RUN, f"ckpt_path={ckpt}", output_dir=resumed))
+    same_training_state(uninterrupted_folder_run, load(resumed / "checkpoints" / "last.ckpt"))
+
+
+def test_the_slurm_requeue_signal_to_the_group_saves_whole_batches_and_the_requeued_job_resumes_exactly(
+    tmp_path: Path, photo_folder: list[str], uninterrupted_folder_run: dict
+) -> None:
+    """trainer=slurm as SLURM runs it: submitit's SIGUSR2, then SLURM's SIGTERM, each to every process of the job.
+
+    Lightning's requeue handler saves hpc_ckpt_1.ckpt and runs `scontrol requeue` (a stand-in that records its
+    arguments); the workers survive both signals; the requeued job, the same command in the same folder, resumes
+    from hpc_ckpt_1.ckpt and ends equal to an uninterrupted run.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_JOB_ID": "4242",
+             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "dcgan",
+             "SLURM_NODELIST": "localhost", "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # fmt: skip
+    one_cpu = ["trainer=slurm", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.strategy=auto",
+               "trainer.benchmark=null"]  # fmt: skip
+    out, pace = tmp_path / "job", tmp_path / "progress.json"
+    job = [*photo_folder, *one_cpu, "+callbacks.pace._target_=tests.helpers.Pace", f"+callbacks.pace.path={pace}"]
+
+    proc = start_cli(out, *job, env=slurm, run=FOLDER_RUN)
+    wait_for(lambda: progress(pace)["batches"] >= 8, proc)
+    os.killpg(proc.pid, signal.SIGUSR2)  # submitit's warning before the time limit
+    hpc = out / "hpc_ckpt_1.ckpt"
+    wait_for(lambda: (tmp_path / "scontrol.log").exists(), proc)
+    at_requeue = progress(pace)["batches"]
+    wait_for(lambda: progress(pace)["batches"] >= at_requeue + 2, proc)  # the workers survived: training goes on
+    os.killpg(proc.pid, signal.SIGTERM)  # SLURM stops the job to requeue it
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and "killed by signal" not in stderr
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
+    saved = load(hpc)
+    assert saved["global_step"] % 2 == 0, "the requeue checkpoint must hold whole batches (D and G both updated)"
+
+    requeued = start_cli(out, *job, env=slurm, run=FOLDER_RUN)  # SLURM runs the same command again
+    _, stderr = requeued.communicate(timeout=300)
+    assert requeued.returncode == 0, stderr[-3000:]
+    assert progress(pace)["first"] == saved["global_step"] // 2 + 1  # it went on from hpc_ckpt_1.ckpt
+    same_training_state(uninterrupted_folder_run, load(out / "checkpoints" / "last.ckpt"))
+
+
+def test_a_folder_run_resumed_from_an_epochs_last_checkpoint_trains_as_if_never_stopped(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, photo_folder: list[str], uninterrupted_folder_run: dict
+) -> None:
+    """With loader workers the resumed run's first iterator used to be drawn before Lightning set the epoch: epoch
+    1 was trained in epoch 0's order, and a mid-epoch resume skipped a batch too few."""
+    first, resumed = tmp_path / "first", tmp_path / "resumed"
+    one_epoch = [o for o in FOLDER_RUN if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=1"]
+    train(tiny_cfg(*photo_folder, *one_epoch, output_dir=first))
+    train(tiny_cfg(*photo_folder, *FOLDER_RUN, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=resumed))
+    same_training_state(uninterrupted_folder_run, load(resumed / "checkpoints" / "last.ckpt"))

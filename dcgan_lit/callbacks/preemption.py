@@ -3,22 +3,28 @@
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from dcgan_lit.console import info
+
 log = logging.getLogger(__name__)
-info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
+
+REQUEUE_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGUSR1, signal.SIGUSR2)  # Lightning's SLURM requeue signals
 
 
-class PreemptionCheckpoint(Callback):
+class PreemptionCheckpoint(Checkpoint):
     """Like Lightning's OnExceptionCheckpoint, but only for interruptions, and the file is kept.
 
     It does not subclass OnExceptionCheckpoint: with one of those present, Lightning turns `fit(ckpt_path=None)`
-    into `ckpt_path="last"` and silently resumes from whatever last checkpoint the folder holds.
+    into `ckpt_path="last"` and silently resumes from whatever last checkpoint the folder holds. It is a
+    Checkpoint, which Lightning runs after every other callback, so a checkpoint written at a batch's end holds
+    that batch's update of the other callbacks' state too (the EMA of G, the loss history).
 
     Lightning turns SIGTERM into an exception at the end of the current batch, so the checkpoint holds a whole
     number of batches, mid-epoch included; resuming from it (`ckpt_path=`) runs the rest of the epoch and ends
@@ -26,6 +32,11 @@ class PreemptionCheckpoint(Callback):
     Python's own handler would raise KeyboardInterrupt in the middle of the step, between D's update and G's.
     A second Ctrl-C stops at once, saving nothing. Other exceptions save nothing either: the state may be what
     caused them (a NaN loss, say), and the last good checkpoint must stay the newest one.
+
+    Lightning's SLURM requeue handler (trainer=slurm: save hpc_ckpt_N.ckpt, then `scontrol requeue`) would save
+    wherever the signal lands, between D's update and G's too; it is deferred to the end of the batch as well.
+    The signals reach the DataLoader workers too when the whole process group is signalled (SLURM, `timeout`,
+    systemd); those ignore them (data/workers.py) and leave the stopping to this process.
 
     Args:
         dirpath: folder of the checkpoint.
@@ -35,29 +46,46 @@ class PreemptionCheckpoint(Callback):
     def __init__(self, dirpath: str, filename: str = "last") -> None:
         self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
         self.signal: signal.Signals = signal.SIGTERM  # what stopped the run, for its exit message and code
-        self._previous_sigint: object = None
+        self._previous: dict[signal.Signals, object] = {}  # handlers replaced in on_train_start, restored after
+        self._deferred: list[tuple[Callable, signal.Signals]] = []  # requeue handlers to run at the batch's end
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # Lightning has installed its SIGTERM handler by now; signal handlers can only be set from the main thread.
-        if threading.current_thread() is threading.main_thread():
-            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+        # Lightning has installed its handlers by now; signal handlers can only be set from the main thread.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
+        for signum in REQUEUE_SIGNALS:
+            if callable(signal.getsignal(signum)):  # only where Lightning set one (SLURM with auto_requeue)
+                self._previous[signum] = signal.signal(signum, self._defer)
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         if self.signal == signal.SIGINT:  # the second Ctrl-C: the user does not want to wait for the batch
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         self.signal = signal.SIGINT
-        info("Ctrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to stop at once)")
+        info(log, "Ctrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to stop at once)")
         sigterm = signal.getsignal(signal.SIGTERM)
         if callable(sigterm):
             sigterm(signal.SIGTERM, frame)  # Lightning's handler: stop after this batch, on every rank
 
+    def _defer(self, signum: int, frame: FrameType | None) -> None:
+        signum = signal.Signals(signum)
+        info(log, f"{signum.name}: finishing this batch, then Lightning's SLURM checkpoint and requeue")
+        self._deferred.append((self._previous[signum], signum))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        while self._deferred:
+            handler, signum = self._deferred.pop(0)
+            handler(signum, None)
+
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._previous.items():
+                if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                    signal.signal(signum, handler)
+        self._previous = {}
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.ckpt_path)
-            info(f"interrupted: saved {self.ckpt_path} at epoch {trainer.current_epoch}")
+            info(log, f"interrupted: saved {self.ckpt_path} at epoch {trainer.current_epoch}")

@@ -2,20 +2,22 @@
 
 import hashlib
 import logging
+from collections.abc import Callable
 
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from dcgan_lit.console import info
 from dcgan_lit.data.device_cache import IndexDataset, gib, is_index_batch, keep_batch
 from dcgan_lit.data.in_memory import InMemoryImages
 from dcgan_lit.data.resumable_shuffle import EpochShuffle, ResumableDataLoader
+from dcgan_lit.data.workers import worker_init
 from dcgan_lit.errors import ConfigError
+from dcgan_lit.lightning_internals import epoch_position
 
 log = logging.getLogger(__name__)
-info = rank_zero_only(log.info)  # under DDP every rank runs this; say it once
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
 
@@ -74,8 +76,9 @@ class ImageDataModule(LightningDataModule):
         if self.device_images is None and self.use_device_cache(len(self.data_train)):
             self.device_images = self.train_images().to(self.training_device)
             info(
+                log,
                 f"data.gpu_cache: {len(self.data_train)} training images ({gib(self.device_images.nbytes)}) "
-                f"held on {self.training_device}; batches are gathered there"
+                f"held on {self.training_device}; batches are gathered there",
             )
 
     @property
@@ -93,9 +96,10 @@ class ImageDataModule(LightningDataModule):
         if self._device_cache_decision and need > self.gpu_cache_budget_gb * 2**30:
             self._device_cache_decision = False
             info(
+                log,
                 f"data.gpu_cache: the {num_images} training images need {gib(need)}, over "
                 f"data.gpu_cache_budget_gb={self.gpu_cache_budget_gb}; streaming them with the DataLoader instead "
-                "(raise the budget to keep them on the device)"
+                "(raise the budget to keep them on the device)",
             )
         return self._device_cache_decision
 
@@ -121,18 +125,18 @@ class ImageDataModule(LightningDataModule):
         return self._loader(self.data_train, shuffle=True)
 
     def _shuffle(self, n: int) -> EpochShuffle:
-        return EpochShuffle(n, self.shuffle_seed, already_done=self._samples_done_this_epoch)
+        return EpochShuffle(n, self.shuffle_seed, position=self._shuffle_position)
 
-    def _samples_done_this_epoch(self) -> int:
-        """Training samples of the current epoch used before a mid-epoch checkpoint (0 unless resuming from one).
+    def _shuffle_position(self) -> tuple[int, int]:
+        """(epoch, training samples of it used before a mid-epoch checkpoint; 0 unless resuming from one).
 
-        Read from Lightning's restored batch count rather than from the loader, which runs a batch ahead.
-        Under DDP, Lightning shards this sampler's output, so a resumed epoch there starts its shard afresh.
+        Read from Lightning's restored progress rather than from the loader, which runs batches ahead. Under DDP,
+        Lightning shards this sampler's output, so a resumed epoch there starts its shard afresh.
         """
-        trainer = self.trainer
-        if trainer is None or trainer.world_size > 1:
-            return 0
-        return trainer.fit_loop.epoch_loop.batch_progress.current.completed * self.batch_size
+        if self.trainer is None:
+            return 0, 0
+        epoch, batches_done = epoch_position(self.trainer)
+        return epoch, 0 if self.trainer.world_size > 1 else batches_done * self.batch_size
 
     def split_dataset(self, split: str) -> Dataset:
         """The "train" or "heldout" images (after setup)."""
@@ -161,10 +165,14 @@ class ImageDataModule(LightningDataModule):
         digest.update(images.numpy().data)
         return digest.hexdigest()
 
+    collate_fn: Callable[[list], Tensor] | None = None  # how a batch is stacked; None: torch's default_collate
+
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return (ResumableDataLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size,
+            collate_fn=self.collate_fn,
+            worker_init_fn=worker_init,  # a signal to the whole process group is the main process's to handle
             sampler=self._shuffle(len(dataset)) if shuffle else None,
             drop_last=shuffle,  # BatchNorm needs full training batches; keep every held-out image
             num_workers=self.num_workers,

@@ -11,26 +11,30 @@ class EpochShuffle(Sampler[int]):
 
     RandomSampler draws its permutation from the global RNG when it is iterated, so a run resumed mid-epoch would
     train on other batches than the run it continues. This permutation depends only on (seed, epoch), and
-    `already_done()` (asked each time an epoch starts) says how many of its samples were trained on before the
-    interruption, so the resumed epoch yields exactly the rest.
+    `position()`, asked each time the sampler is iterated, gives the epoch and how many of its samples were
+    trained on before the interruption, so the resumed epoch yields exactly the rest.
+
+    The epoch is asked for rather than waited for: a loader with workers draws its indices as soon as Lightning
+    creates its iterator, and after a resume Lightning does that before it calls `set_epoch`.
 
     Args:
         n: the data set size.
         seed: the shuffling seed; the same seed gives the same order in every run.
-        already_done: samples of the current epoch to skip; 0 except when resuming mid-epoch.
+        position: (epoch, samples of it to skip); None: the epoch `set_epoch` gave, from its first sample.
     """
 
-    def __init__(self, n: int, seed: int, already_done: Callable[[], int] = lambda: 0) -> None:
-        self.n, self.seed, self.epoch, self.already_done = n, seed, 0, already_done
+    def __init__(self, n: int, seed: int, position: Callable[[], tuple[int, int]] | None = None) -> None:
+        self.n, self.seed, self.epoch, self.position = n, seed, 0, position
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every epoch."""
+        """Called by Lightning at the start of every epoch; `position` takes precedence when given."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        epoch, done = self.position() if self.position is not None else (self.epoch, 0)
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
         order = torch.randperm(self.n, generator=gen)
-        return iter(order[self.already_done() :].tolist())
+        return iter(order[done:].tolist())
 
     def __len__(self) -> int:
         return self.n
