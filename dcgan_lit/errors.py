@@ -3,9 +3,18 @@
 import sys
 from typing import NoReturn
 
+# What torch's DataLoader puts before an exception it raises again in the main process (ExceptionWrapper.reraise):
+# "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last): ..."
+_WORKER_TRACEBACK = "\nOriginal Traceback (most recent call last):"
+
 
 class UserError(Exception):
     """Base class for bad configs, bad data locations and bad checkpoints."""
+
+    def __init__(self, message: str = "") -> None:
+        if _WORKER_TRACEBACK in message:  # raised in a DataLoader worker: keep the message, not the worker's traceback
+            message = message.rstrip().splitlines()[-1].partition(": ")[2] or message
+        super().__init__(message)
 
 
 class ConfigError(UserError):
@@ -22,6 +31,25 @@ class CheckpointError(UserError):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the message names the batch and the loss."""
+
+
+class Interrupted(Exception):
+    """SIGTERM, Ctrl-C or the like stopped training after a whole batch; the message says where it was saved."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(signum, message)
+        self.signum, self.message = signum, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class JobFailed(Exception):
+    """A job of a multirun sweep that failed, its one-line reason already printed and written to its run folder.
+
+    Raised rather than exiting, so that Hydra records the job as failed (JobReturn status FAILED, an Optuna trial in
+    state FAIL) and the sweep goes on with the next job.
+    """
 
 
 def exit_with(error: BaseException, code: int = 2) -> NoReturn:

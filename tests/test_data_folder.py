@@ -264,3 +264,58 @@ def test_a_skipped_file_is_used_again_once_it_reads(tmp_path: Path) -> None:
     fixed.write_bytes(good)  # the same size and mtime as the broken file: the file list's key is unchanged
     os.utime(fixed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert num_images() == 8
+
+
+def break_after_setup(root: Path, tmp_path: Path, on_bad_image: str, num_workers: int = 0) -> FolderDataModule:
+    """40 good images, set up and checked; then the first 12 of them are deleted, as a disk that went away would."""
+    for i in range(40):
+        write(root / f"{i:02d}.png", noise(20, 20, seed=i))
+    dm = FolderDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), image_size=16, batch_size=8,
+                          val_fraction=0.0, on_bad_image=on_bad_image, num_workers=num_workers)  # fmt: skip
+    dm.setup("fit")
+    for path in sorted(root.glob("*.png"))[:12]:
+        path.unlink()
+    return dm
+
+
+def test_a_file_that_fails_mid_run_is_left_out_with_one_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It used to be replaced, without a word, by the next image, and a run of such files recursed."""
+    dm = break_after_setup(tmp_path / "photos", tmp_path, "skip")
+    with caplog.at_level("WARNING"):
+        epochs = [list(dm.train_dataloader()) for _ in range(2)]
+    for batches in epochs:
+        assert sum(len(b) for b in batches) == 40 - 12  # the 12 are left out, nothing stands in for them
+    warned = [r.getMessage() for r in caplog.records if "cannot be read any more" in r.getMessage()]
+    assert len(warned) == 12 and len({w.split(":")[0] for w in warned}) == 12  # once each, over both epochs
+    assert all("left out of its batches" in w for w in warned)
+
+
+def test_a_batch_whose_files_are_all_gone_is_an_error_not_an_empty_batch(tmp_path: Path) -> None:
+    dm = break_after_setup(tmp_path / "photos", tmp_path, "skip")
+    for path in (tmp_path / "photos").glob("*.png"):
+        path.unlink()
+    with pytest.raises(DataError, match=r"^none of the 8 images of a batch could be read .*has the data folder gone"):
+        next(iter(dm.train_dataloader()))
+
+
+def test_with_on_bad_image_error_a_file_that_fails_mid_run_stops_the_run_in_one_line(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """In a DataLoader worker: the worker's traceback, which torch folds into the message, is left out."""
+    from dcgan_lit.train import run
+    from tests.conftest import exits
+
+    root = tmp_path / "photos"
+    for i in range(40):
+        write(root / f"{i:02d}.png", noise(20, 20, seed=i))
+    cfg = tiny_cfg(
+        "data=folder", f"data.root={root}", "data.num_workers=2", "data.batch_size=8", "data.on_bad_image=error",
+        "+callbacks.delete._target_=tests.helpers.DeleteImages", f"+callbacks.delete.root={root}",
+        "+callbacks.delete.batch=1",
+    )  # fmt: skip
+    code, stderr = exits(run, cfg, capsys)
+    assert code == 2 and stderr.count("\n") == 1, stderr
+    assert stderr.startswith(f"error: {root}/") and "cannot be read as an image any more" in stderr
+    assert "Traceback" not in stderr and "worker process" not in stderr

@@ -129,3 +129,35 @@ def test_run_artifacts_are_written_and_logged(tiny_cfg: Callable[..., DictConfig
     assert "samples/real_vs_fake" in events(run).Tags()["images"]  # the two plots are Custom Scalars charts there
     history = load(run / "checkpoints" / "last.ckpt")["callbacks"]["RunArtifacts"]["stat_history"]
     assert history.shape == (9, 6) and history[:, 0].tolist() == list(range(9))  # every batch logged, in order
+
+
+def test_a_resumed_runs_progress_gif_covers_the_whole_run(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    """It used to hold only the epochs after the resume, while losses.png kept the whole history."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(tiny_cfg("trainer.max_epochs=2", output_dir=first))
+    train(tiny_cfg("trainer.max_epochs=4", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=second))
+    gif = Image.open(second / "artifacts" / "progress.gif")
+    assert gif.n_frames == 4  # epochs 1 and 2 from the first run's folder, 3 and 4 from this one's
+    frames = []
+    for i in range(4):
+        gif.seek(i)
+        frames.append(gif.convert("RGB").copy())
+    grids = [first / "samples" / "epoch_000.png", first / "samples" / "epoch_001.png"]
+    grids += [second / "samples" / "epoch_002.png", second / "samples" / "epoch_003.png"]
+    for frame, grid in zip(frames, grids, strict=True):  # GIF frames are palette-quantized: compare loosely
+        diff = torch.tensor(list(frame.getdata())) - torch.tensor(list(Image.open(grid).convert("RGB").getdata()))
+        assert diff.abs().float().mean() < 4, grid
+    history = load(second / "checkpoints" / "last.ckpt")["callbacks"]["RunArtifacts"]["stat_history"]
+    assert history[:, 0].tolist() == list(range(12))  # losses.png: every batch of both runs
+
+
+def test_a_resumed_runs_gif_leaves_out_grids_that_are_gone_with_a_warning(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(tiny_cfg("trainer.max_epochs=2", output_dir=first))
+    (first / "samples" / "epoch_000.png").unlink()
+    with caplog.at_level(logging.WARNING):
+        train(tiny_cfg("trainer.max_epochs=3", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=second))
+    assert Image.open(second / "artifacts" / "progress.gif").n_frames == 2
+    assert any("1 grids of the run this one resumed are gone" in r.getMessage() for r in caplog.records)

@@ -3,6 +3,7 @@
 Written to `dirpath` by rank 0; real vs fake, captioned, also goes to TensorBoard as `samples/real_vs_fake`.
 """
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -18,9 +19,14 @@ from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
 from dcgan_lit.output_files import skip_on_write_error  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 
 class RunArtifacts(Callback):
     """losses.png, scores.png, progress.gif (the fixed-noise grids across epochs) and real_vs_fake.png.
+
+    A resumed run's figures cover the whole run: the checkpoint carries the logged stats and the paths of the
+    grids drawn so far, which stay in the earlier run's folder.
 
     Args:
         dirpath: the run folder's artifacts folder.
@@ -31,12 +37,13 @@ class RunArtifacts(Callback):
     def __init__(self, dirpath: str, samples_dir: str, gif_ms: int = 400) -> None:
         self.dirpath, self.samples_dir, self.gif_ms = Path(dirpath), Path(samples_dir), gif_ms
         self.history: list[tuple[int, torch.Tensor]] = []  # (batch, the step's stats) at each logged batch
+        self.earlier_grids: list[str] = []  # the fixed-noise grids of the runs this one resumed, oldest first
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: dict, batch: object, batch_idx: int
     ) -> None:
         # The batches the logger writes, so the plots show what TensorBoard shows; kept on the device, no sync.
-        if pl_module.batches_done % trainer.log_every_n_steps == 0 or trainer.is_last_batch:
+        if outputs["logged"]:
             self.history.append((pl_module.batches_done - 1, outputs["stats"].detach().clone()))
 
     def stat_history(self) -> torch.Tensor:
@@ -46,11 +53,18 @@ class RunArtifacts(Callback):
         steps = torch.tensor([step for step, _ in self.history], dtype=torch.float64)
         return torch.cat([steps[:, None], torch.stack([v.double().cpu() for _, v in self.history])], 1)
 
+    def grids(self) -> list[Path]:
+        """Every fixed-noise grid of the run so far, the resumed runs' first, each once."""
+        grids = {str(p.resolve()): p for p in [*map(Path, self.earlier_grids), *self.samples_dir.glob("epoch_*.png")]}
+        return sorted(grids.values(), key=lambda p: (p.stem, str(p)))  # epoch_XXX.png: in epoch order
+
     def state_dict(self) -> dict:
-        return {"stat_history": self.stat_history()}  # a resumed run's plots start at batch 0, not at the resume
+        # A resumed run's plots start at batch 0 and its GIF at the first epoch, not at the resume.
+        return {"stat_history": self.stat_history(), "grids": [str(p.resolve()) for p in self.grids()]}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = [(int(row[0]), row[1:]) for row in state_dict.get("stat_history", [])]
+        self.earlier_grids = list(state_dict.get("grids", []))
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -67,7 +81,12 @@ class RunArtifacts(Callback):
         for name, fig in figures.items():
             with skip_on_write_error(self.dirpath / f"{name}.png"):
                 fig.savefig(self.dirpath / f"{name}.png", dpi=100)
-        grids = sorted(self.samples_dir.glob("epoch_*.png"))
+        grids = [g for g in self.grids() if g.is_file()]
+        if len(grids) < len(self.grids()):
+            log.warning(
+                f"progress.gif: {len(self.grids()) - len(grids)} grids of the run this one resumed are gone "
+                f"(e.g. {next(g for g in self.grids() if not g.is_file())}); the GIF leaves them out"
+            )
         if grids:
             frames = [Image.open(g).convert("RGB") for g in grids]
             with skip_on_write_error(self.dirpath / "progress.gif"):

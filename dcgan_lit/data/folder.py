@@ -5,7 +5,6 @@ So CelebA's img_align_celeba/ works as unzipped.
 
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, Subset, default_collate
 from torchvision.transforms import v2
 
 from dcgan_lit.data.datamodule import ImageDataModule
@@ -83,12 +82,18 @@ class FolderImages(Dataset):
 
     This is the tutorial's `Resize(image_size) + CenterCrop(image_size)`; with `center_crop=178` it first takes
     CelebA's 178x178 face square, as some write-ups do, so no forehead or chin is lost to the second crop.
+
+    The folder check leaves out files that cannot be decoded before training starts. A file that fails later (it
+    was deleted, or its disk went away) is handled as `on_bad_image` says: "skip" serves None, which
+    `collate_readable` leaves out of its batch, with one warning naming the file (per loader process); "error"
+    raises a DataError naming it.
     """
 
     def __init__(
         self, files: list[Path], image_size: int, nc: int, center_crop: int | None = None, on_bad_image: str = "skip"
     ) -> None:
         self.files, self.nc, self.on_bad_image = files, nc, on_bad_image
+        self.failed: set[int] = set()  # files that failed in this process, each warned about once
         steps = [v2.CenterCrop(center_crop)] if center_crop else []
         steps += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.PILToTensor()]
         self.transform = v2.Compose(steps)
@@ -96,17 +101,32 @@ class FolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> Tensor:
+    def __getitem__(self, i: int) -> Tensor | None:
         try:
             with Image.open(self.files[i]) as img:
                 ImageOps.exif_transpose(img, in_place=True)  # phone photos: upright as displayed, not as stored
                 return self.transform(to_mode(img, self.nc))
         except Exception as e:
-            # The folder check catches broken files before training; this is for one that broke since.
-            if self.on_bad_image == "error" or len(self.files) == 1:
-                raise DataError(f"{self.files[i]}: cannot be read as an image ({e}); fix or delete it.") from e
-            warnings.warn(f"{self.files[i]}: cannot be read ({e}); serving another image in its place", stacklevel=1)
-            return self[(i + 1) % len(self.files)]
+            if self.on_bad_image == "error":
+                raise DataError(
+                    f"{self.files[i]}: cannot be read as an image any more ({e}); restore or delete it, or set "
+                    "data.on_bad_image=skip to leave such files out. The last checkpoint is in the run folder."
+                ) from e
+            if i not in self.failed:
+                self.failed.add(i)
+                log.warning(f"{self.files[i]}: cannot be read any more ({e}); left out of its batches")
+            return None
+
+
+def collate_readable(images: list[Tensor | None]) -> Tensor:
+    """Stack a batch, leaving out the images a FolderImages could not read (None); all of them is an error."""
+    readable = [image for image in images if image is not None]
+    if not readable:
+        raise DataError(
+            f"none of the {len(images)} images of a batch could be read (see the warnings above): has the data "
+            "folder gone? The last checkpoint is in the run folder."
+        )
+    return default_collate(readable)
 
 
 class FolderDataModule(ImageDataModule):
@@ -148,6 +168,8 @@ class FolderDataModule(ImageDataModule):
         self._files: list[Path] | None = None  # listed once, for prepare_data and setup
         self._signatures: dict[str, str] = {}  # stat'ed once, for both cache keys (the check and the decode)
 
+    collate_fn = staticmethod(collate_readable)  # batches without the files that failed mid-run
+
     def prepare_data(self) -> None:
         # Runs once per machine before setup(), so under DDP one process decodes and the others read its file.
         files = self._find_files()
@@ -183,7 +205,8 @@ class FolderDataModule(ImageDataModule):
             name = f"{self.root.resolve().name or 'root'}-{self.image_size}px-{self.nc}ch-{key}.npy"
             self._cache_file = self.cache_dir / name
         if not self._cache_file.is_file():
-            dataset = FolderImages(files, self.image_size, self.nc, self.center_crop)
+            # Every file has a row: one that fails now cannot be left out, so it stops the run, named.
+            dataset = FolderImages(files, self.image_size, self.nc, self.center_crop, on_bad_image="error")
             self.preprocess_seconds = materialize(dataset, self._cache_file, self.preprocess_workers)
         else:
             log.info(f"using the decoded images in {self._cache_file}")
