@@ -35,8 +35,8 @@ $(FID_WEIGHTS): install
 	@echo "use it with: metrics.inception_weights=$@"
 
 lint: install
-	$(PY) -m ruff check dcgan_lit tests benchmarks
-	$(PY) -m ruff format --check dcgan_lit tests benchmarks
+	$(PY) -m ruff check dcgan_lit hydra_plugins tests benchmarks
+	$(PY) -m ruff format --check dcgan_lit hydra_plugins tests benchmarks
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.nets.sizes import num_stride2_blocks
@@ -100,6 +101,13 @@ def check_config(cfg: DictConfig) -> None:
 
     _check_multi_device(get("trainer.devices"), get("trainer.num_nodes"), get("trainer.strategy"))
 
+    metric = get("optimized_metric")
+    if isinstance(metric, str) and metric.startswith("val/") and get("metrics") in (None, _ABSENT):
+        raise ConfigError(
+            f"optimized_metric={metric} is a sample-quality score, and metrics are off (metrics=none), so no run "
+            "would log it: add metrics=fid, or optimize a training scalar such as train/g_loss_epoch."
+        )
+
     ckpt = get("ckpt_path")
     if ckpt not in (_ABSENT, None) and not Path(str(ckpt)).expanduser().is_file():
         raise ConfigError(
@@ -149,3 +157,16 @@ def _check_multi_device(devices: Any, num_nodes: Any, strategy: Any) -> None:
             "the first GAN step (each backward leaves one net without gradients). "
             f"Use trainer=ddp, e.g. `python -m dcgan_lit.train trainer=ddp trainer.devices={devices}`."
         )
+
+
+def check_batch_norm(model: nn.Module, batch_size: int) -> None:
+    """BatchNorm1d normalizes each feature over the batch alone: a batch of one image has no statistics to use."""
+    if batch_size >= 2:
+        return
+    for name in ("generator", "discriminator"):
+        net = getattr(model, name, None)
+        if net is not None and any(isinstance(m, nn.BatchNorm1d) for m in net.modules()):
+            raise ConfigError(
+                f"data.batch_size={batch_size}: model.{name} ({type(net).__name__}) has BatchNorm1d layers, which "
+                "need at least 2 images per training batch (per device under DDP); set data.batch_size=2 or more."
+            )

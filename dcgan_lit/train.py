@@ -8,18 +8,16 @@ python -m dcgan_lit.train -m model.lr_g=1e-4,2e-4
 import logging
 import signal
 import sys
-import warnings
+import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from omegaconf import DictConfig, OmegaConf
@@ -29,15 +27,17 @@ from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.callbacks.random_state import RandomState
 from dcgan_lit.callbacks.run_config import RunConfig
 from dcgan_lit.checkpoint_check import check_checkpoint
-from dcgan_lit.config_check import check_config, check_multirun
-from dcgan_lit.errors import ConfigError, TrainingDiverged, UserError
+from dcgan_lit.config_check import check_batch_norm, check_config, check_multirun
+from dcgan_lit.console import info, quiet_console
+from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
+from dcgan_lit.lightning_internals import epoch_position
 from dcgan_lit.output_files import writable_folder
 
 log = logging.getLogger(__name__)
-info = rank_zero_only(log.info)  # under DDP every rank runs this file; say things once
 EXIT_USER_ERROR = 2  # a config, data or checkpoint problem the message explains
 EXIT_DIVERGED = 3  # a loss became NaN or infinite; the last good checkpoint is kept
-EXIT_INTERRUPTED = 128 + signal.SIGTERM  # 143, what schedulers expect of a job that was told to stop (130: Ctrl-C)
+EXIT_BUG = 1  # anything else: Python's own exit code for an uncaught exception
+ERROR_FILE = "error.txt"  # a failed run's reason, in its run folder
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -59,16 +59,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model)
+    check_batch_norm(model, datamodule.batch_size)
     g, d = (
         get_human_readable_count(sum(p.numel() for p in net.parameters()))
         for net in (model.generator, model.discriminator)
     )
-    info(f"model: G {type(model.generator).__name__} {g} parameters, D {type(model.discriminator).__name__} {d}")
+    info(log, f"model: G {type(model.generator).__name__} {g} parameters, D {type(model.discriminator).__name__} {d}")
     resumed_at = None  # the global step of the checkpoint resumed from
     if cfg.get("ckpt_path"):
         ckpt = check_checkpoint(cfg.ckpt_path, model, dict(model.hparams))
         resumed_at = ckpt.get("global_step")
-        info(f"resuming {cfg.ckpt_path}: epoch {ckpt.get('epoch')}, {resumed_at} optimizer steps done")
+        info(log, f"resuming {cfg.ckpt_path}: epoch {ckpt.get('epoch')}, {resumed_at} optimizer steps done")
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics"):
         callbacks.append(instantiate(cfg.metrics))
@@ -83,12 +84,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         steps["max_steps"] = cfg.trainer.max_steps * model.optimizer_steps_per_batch
         # Lightning's own "`max_steps=N` reached" line shows its count; say why it is not the one typed.
         info(
+            log,
             f"trainer.max_steps={cfg.trainer.max_steps} batches: Lightning counts {steps['max_steps']} "
-            f"optimizer steps ({model.optimizer_steps_per_batch} per batch)"
+            f"optimizer steps ({model.optimizer_steps_per_batch} per batch)",
         )
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **steps)
 
-    info(f"run folder: {cfg.paths.output_dir}")
+    info(log, f"run folder: {cfg.paths.output_dir}")
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException:
@@ -99,12 +101,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if preemption
             else "no checkpoint callback"
         )
-        print(
-            f"interrupted by {signum.name} at epoch {trainer.current_epoch}, "
-            f"batch {trainer.fit_loop.epoch_loop.batch_progress.current.completed}: {where}",
-            file=sys.stderr,
-        )
-        sys.exit(128 + signum)  # what shells and schedulers expect of a job stopped by that signal
+        at = f"epoch {trainer.current_epoch}, batch {epoch_position(trainer)[1]}"
+        raise Interrupted(signum, f"interrupted by {signum.name} at {at}: {where}") from None
     if resumed_at is not None and trainer.global_step == resumed_at:
         limits = f"trainer.max_epochs={cfg.trainer.max_epochs}" + (
             f", trainer.max_steps={cfg.trainer.max_steps}" if cfg.trainer.get("max_steps", -1) != -1 else ""
@@ -125,43 +123,81 @@ def user_error(e: BaseException) -> BaseException | None:
     return None
 
 
-def quiet_console() -> None:
-    """Keep the console to dcgan_lit's lines, the progress bar and warnings a user can act on.
+def failure(e: Exception, output_dir: Path | None) -> tuple[str, int]:
+    """The one line that says why a run failed, and its exit code; a bug (no user error behind it) is named by its
+    exception type, and its traceback goes to stderr."""
+    cause = user_error(e)
+    if isinstance(cause, TrainingDiverged):
+        last = output_dir / "checkpoints" / "last.ckpt" if output_dir else None
+        kept = (
+            f" The last good checkpoint: {last}" if last and last.is_file() else " No checkpoint had been written yet."
+        )
+        return f"error: {cause}{kept}", EXIT_DIVERGED
+    if cause is not None:
+        where = "trainer: " if isinstance(cause, MisconfigurationException) else ""
+        return f"error: {where}{cause}", EXIT_USER_ERROR
+    lines = str(e).strip().splitlines() or [""]
+    return f"error: {type(e).__name__}: {lines[0]}", EXIT_BUG
 
-    Lightning's INFO lines (the seed, "GPU available: False", cloud-logging tips, "`Trainer.fit` stopped") go
-    through its loggers, lowered to WARNING as Lightning's docs show; dcgan_lit says what matters itself. The
-    LeafSpec deprecation comes from Lightning's own use of torch's pytree: nothing a user could change. Nor is
-    best.ckpt's "could not find the monitored key" for val/fid or val/kid: those are logged only at scored
-    epochs (metrics.every_n_epochs), and the epochs between have none by design.
-    """
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    warnings.filterwarnings("ignore", r"`ModelCheckpoint\(monitor='val/(fid|kid)'\)` could not find the monitored key")
+
+def in_multirun() -> bool:
+    """Whether this run is one job of a Hydra sweep (`-m`), run by a launcher that goes on to the next job."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_folder(cfg: DictConfig) -> Path | None:
+    """The run's folder, if it could be made: where a failure's reason is written beside the run's other files."""
+    try:
+        folder = Path(cfg.paths.output_dir)
+    except Exception:  # an unresolvable paths.output_dir is itself the error being reported
+        return None
+    return folder if folder.is_dir() else None
 
 
 def run(cfg: DictConfig) -> float | None:
-    """train(cfg) as the command line runs it: an error the user can fix is one line and an exit code, not a
-    traceback; returns the metric a sweeper optimizes (`optimized_metric`)."""
+    """train(cfg) as the command line runs it; returns the metric a sweeper optimizes (`optimized_metric`).
+
+    A failure is one line on stderr, also written to the run folder's error.txt, never a traceback wall (a bug
+    keeps its traceback). A single run then exits: 2 for an error the user can fix, 3 for a diverged loss. A job
+    of a multirun raises JobFailed instead, so that Hydra marks that job failed and the sweep goes on. An
+    interruption (SIGTERM, Ctrl-C) exits with 128 + the signal, 143 or 130, and ends a sweep too: the scheduler
+    or the user asked the whole job to stop.
+    """
     quiet_console()
     try:
-        metrics = train(cfg)
-    except (UserError, MisconfigurationException, InstantiationException) as e:
-        cause = user_error(e)
-        if cause is None:
+        value = optimized_value(cfg.get("optimized_metric"), train(cfg))
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        sys.exit(128 + e.signum)  # what shells and schedulers expect of a job stopped by that signal
+    except Exception as e:
+        multirun, folder = in_multirun(), run_folder(cfg)
+        line, code = failure(e, folder)
+        if code == EXIT_BUG and not multirun:
             raise
-        if isinstance(cause, TrainingDiverged):
-            last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-            kept = f" The last good checkpoint: {last}" if last.is_file() else " No checkpoint had been written yet."
-            print(f"error: {cause}{kept}", file=sys.stderr)
-            sys.exit(EXIT_DIVERGED)
-        # One line the user can act on, not a traceback; nothing has been written that could be lost.
-        where = "trainer: " if isinstance(cause, MisconfigurationException) else ""
-        print(f"error: {where}{cause}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    info(f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
-    metric = cfg.get("optimized_metric")
-    return metrics.get(metric) if metric else None
+        details = traceback.format_exc() if code == EXIT_BUG else ""
+        print(details + line, file=sys.stderr)
+        if folder is not None:
+            try:
+                (folder / ERROR_FILE).write_text(details + line + "\n")
+            except OSError:
+                pass  # the line is on the console; a run folder that takes no files is often the error itself
+        if multirun:
+            raise JobFailed(line) from e
+        sys.exit(code)
+    info(log, f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
+    return value
+
+
+def optimized_value(metric: str | None, metrics: dict[str, float]) -> float | None:
+    """The value of `optimized_metric` for a sweeper; a run that did not log it failed as a trial."""
+    if not metric:
+        return None
+    if metric not in metrics:
+        raise ConfigError(
+            f"optimized_metric={metric} was not logged by this run, so a sweeper has nothing to compare; it logged "
+            f"{', '.join(sorted(metrics)) or 'nothing'}."
+        )
+    return metrics[metric]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -169,3 +169,97 @@ def test_multirun_with_script_launched_ddp_is_refused_with_what_to_use(tmp_path:
             train(cfg)
     finally:
         HydraConfig.instance().cfg = None  # other tests' train() must not see this run's Hydra config
+
+
+def sweep_args(tmp_path: Path) -> list[str]:
+    tiny = [o for o in TINY if "max_epochs" not in o] + ["data.num_images=60", "trainer.max_epochs=1"]
+    return [*tiny, f"hydra.sweep.dir={tmp_path / 'multirun'}", f"paths.data_dir={tmp_path}"]
+
+
+def test_a_failed_job_is_one_failed_job_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """Job #1 is refused at start-up; jobs #0 and #2 train, and the sweep ends listing #1 and exiting 1."""
+    proc = run_cli("-m", "model.lr_g=1e-4,-1,2e-4", *sweep_args(tmp_path))
+    sweep = tmp_path / "multirun"
+    reason = "error: model.lr_g=-1: must be a finite number > 0, e.g. 2e-4."
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    for job in ("0", "2"):
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+        assert not (sweep / job / "error.txt").exists()
+    assert not (sweep / "1" / "checkpoints").exists()
+    assert (sweep / "1" / "error.txt").read_text() == reason + "\n"  # the job's reason, in its own run folder
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert reason in proc.stderr.splitlines()  # said on the console when the job failed
+    summary = ["1 of 3 jobs failed:", f"  #1 model.lr_g=-1 ({sweep / '1'}): {reason}"]
+    assert proc.stderr.strip().splitlines()[-2:] == summary
+
+
+def optuna_search(tmp_path: Path, lr_d: str, n_trials: int) -> subprocess.CompletedProcess:
+    """hparams_search=optuna over model.lr_d alone, minimizing val/fid (tiny extractor); a trial with lr_d >= 1e-3
+    is made to diverge: its D turns NaN at batch 1, as a GAN does at a bad learning rate."""
+    return run_cli(
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.params=null",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+        f"model.lr_d=choice({lr_d})",
+        "+callbacks.poison._target_=tests.helpers.Poison",
+        "+callbacks.poison.batch=1",
+        "+callbacks.poison.min_lr_d=1e-3",
+        "metrics=fid",
+        f"metrics.inception_weights={tmp_path / 'tiny_inception.pt'}",
+        "metrics.num_fake=16",
+        *sweep_args(tmp_path),
+    )
+
+
+def test_an_optuna_search_records_a_diverged_trial_as_failed_and_goes_on_to_n_trials(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    import optuna
+    import yaml
+
+    (tmp_path / "tiny_inception.pt").write_bytes(tiny_weights.read_bytes())
+    proc = optuna_search(tmp_path, "1e-4,5e-3", n_trials=4)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # some failed trials are part of a search, not its failure
+    study = optuna.load_study(study_name="dcgan", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(study.trials) == 4  # the search went on to n_trials
+    states = {t.number: (t.params["model.lr_d"], t.state.name) for t in study.trials}
+    assert {lr for lr, state in states.values() if state == "FAIL"} == {5e-3}, states
+    assert {lr for lr, state in states.values() if state == "COMPLETE"} == {1e-4}, states
+    sweep = tmp_path / "multirun"
+    for number, (_, state) in states.items():
+        error = sweep / str(number) / "error.txt"
+        assert (state == "FAIL") == error.exists()
+        assert state == "COMPLETE" or "train/d_loss=nan" in error.read_text()
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    completed = [t.value for t in study.trials if t.state.name == "COMPLETE"]
+    assert best["best_params"] == {"model.lr_d": 1e-4} and best["best_value"] == min(completed)
+    failed = sum(state == "FAIL" for _, state in states.values())
+    assert f"{failed} of 4 trials failed (state FAIL in the study):" in proc.stdout + proc.stderr
+
+
+def test_an_optuna_search_whose_trials_all_fail_ends_in_one_summary(tmp_path: Path, tiny_weights: Path) -> None:
+    (tmp_path / "tiny_inception.pt").write_bytes(tiny_weights.read_bytes())
+    proc = optuna_search(tmp_path, "5e-3,6e-3", n_trials=2)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-3] == "all 2 trials failed, so the search has no best trial:"
+    assert all(line.startswith("  #") and "train/d_loss=nan" in line and "at batch 1" in line for line in lines[-2:])
+
+
+def test_a_search_for_a_score_with_metrics_off_is_refused_at_start(
+    tiny_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture
+) -> None:
+    code, stderr = exits(run, tiny_cfg("optimized_metric=val/fid"), capsys)
+    assert code == 2 and stderr.startswith(
+        "error: optimized_metric=val/fid is a sample-quality score, and metrics are off (metrics=none)"
+    )
+
+
+def test_a_run_that_did_not_log_the_optimized_metric_fails_naming_it(
+    tiny_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture
+) -> None:
+    code, stderr = exits(run, tiny_cfg("optimized_metric=train/nope", "trainer.max_epochs=1"), capsys)
+    assert code == 2 and stderr.startswith("error: optimized_metric=train/nope was not logged by this run")
+    assert "train/g_loss_epoch" in stderr  # what it did log
