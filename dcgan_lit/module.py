@@ -29,7 +29,7 @@ class DCGAN(LightningModule):
         nz, image_size, nc: the latent size and image shape the nets are built for (kept in the checkpoint).
         lr_g, lr_d: learning rates of G and D, apart so TTUR-style sweeps need one override each.
         num_fixed_noise: size of the fixed latent batch whose samples are logged every epoch.
-        channels_last: NHWC weights and inputs (None: on for GPUs only).
+        channels_last: NHWC weights and inputs (None: on for GPUs, and for CPUs in bf16).
         cuda_graph: replay the step as CUDA graphs (cuda_graph_step.py); None: where it can work, true: insist.
         loss: a `losses.LOSSES` name: bce (the tutorial's), hinge, lsgan or wgan-gp.
         real_label: D's target for real images; 0.9 is one-sided label smoothing.
@@ -101,7 +101,7 @@ class DCGAN(LightningModule):
     def setup(self, stage: str) -> None:
         # Before configure_optimizers, so the optimizer states are created in the same layout as the weights.
         device = self.trainer.strategy.root_device
-        self.memory_format = memory_format_for(self.hparams.channels_last, device)
+        self.memory_format = memory_format_for(self.hparams.channels_last, device, str(self.trainer.precision))
         self.to(memory_format=self.memory_format)
         eager_only = losses.eager_only(self.penalties, self.hparams.n_critic)
         self.use_cuda_graph = use_cuda_graph(

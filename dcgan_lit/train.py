@@ -32,6 +32,7 @@ from dcgan_lit.console import info, quiet_console
 from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
 from dcgan_lit.lightning_internals import epoch_position
 from dcgan_lit.output_files import writable_folder
+from dcgan_lit.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2  # a config, data or checkpoint problem the message explains
@@ -88,7 +89,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"trainer.max_steps={cfg.trainer.max_steps} batches: Lightning counts {steps['max_steps']} "
             f"optimizer steps ({model.optimizer_steps_per_batch} per batch)",
         )
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **steps)
+    precision, why = resolve_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
+    info(log, f"precision: {precision} ({why})")
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision, **steps
+    )
 
     info(log, f"run folder: {cfg.paths.output_dir}")
     try:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from dcgan_lit.callbacks.sample_grid import SampleGrid
 from dcgan_lit.data.datamodule import ImageDataModule
 from dcgan_lit.module import DCGAN
+from dcgan_lit.precision import resolve_precision
 from dcgan_lit.train import instantiate_group
 from tests.conftest import CONF_DIR, compose_train, load_checkpoint
 
@@ -65,7 +66,11 @@ def test_every_trainer_option(option: str, tiny_cfg: Callable[..., DictConfig]) 
     if option == "ddp":
         assert cfg.trainer.devices == 2
     # CI has no GPU: build the GPU configs on the CPU to check that every other key is a valid Trainer argument.
-    trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1 if option != "ddp" else 2, logger=False)
+    # trainer.precision=auto is train.py's to resolve, as it does here.
+    precision, _ = resolve_precision(str(cfg.trainer.precision), "cpu")
+    trainer = instantiate(
+        cfg.trainer, accelerator="cpu", devices=1 if option != "ddp" else 2, logger=False, precision=precision
+    )
     assert isinstance(trainer, L.Trainer) and trainer.max_epochs == 2
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from dcgan_lit.precision import resolve_precision
 from dcgan_lit.train import run, train
 from tests.conftest import events
 
@@ -86,7 +87,8 @@ def test_hparams_tab_holds_the_chosen_settings_and_metrics(tb_run: Path) -> None
     hp = start.session_start_info.hparams
     assert set(hp) == SETTINGS  # no _target_, _partial_, fused or other noise keys
     assert hp["betas_g"].string_value == "0.5, 0.999" and hp["lr_g"].number_value == 2e-4
-    assert hp["seed"].number_value == 999 and hp["precision"].string_value == "32-true"
+    ran = resolve_precision("auto", "cpu")[0]  # trainer.precision=auto, as it resolved on this machine
+    assert hp["seed"].number_value == 999 and hp["precision"].string_value == ran
     assert hp["ngf"].number_value == 8 and hp["ema_decay"].number_value == 0.995  # the default run's EMA
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert [m.name.tag for m in experiment.metric_infos] == ["val/fid", "val/kid", "val/precision", "val/recall",

@@ -67,6 +67,8 @@ class TensorBoardView(Callback):
         self._batches = 0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if "precision" in self.settings:  # what ran: trainer.precision=auto resolves to one (dcgan_lit/precision.py)
+            self.settings["precision"] = str(trainer.precision)
         for writer in self._writers(trainer):
             writer.add_custom_scalars(LAYOUT)
 

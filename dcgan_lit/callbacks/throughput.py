@@ -13,6 +13,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 
+from dcgan_lit.precision import cpu_has_amx_bf16
+
 
 class ImagesPerSecond(Callback):
     """Logs `train/images_per_sec` and writes `throughput.json` (steady-state img/s, training time, peak memory).
@@ -87,6 +89,8 @@ class ImagesPerSecond(Callback):
             "device_cache": getattr(datamodule, "device_images", None) is not None,
             "cuda_graph": getattr(pl_module, "graph_step", None) is not None,
             "precision": str(trainer.precision),
+            "channels_last": getattr(pl_module, "memory_format", None) == torch.channels_last,
+            "cpu_amx_bf16": cpu_has_amx_bf16(),  # what trainer.precision=auto decides by on a CPU
             "world_size": trainer.world_size,
             "device": torch.cuda.get_device_name(pl_module.device) if on_gpu else "cpu",
             "peak_gpu_memory_gib": torch.cuda.max_memory_allocated(pl_module.device) / 2**30 if on_gpu else None,

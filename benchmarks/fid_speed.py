@@ -1,0 +1,96 @@
+"""Where a FID-10k's time goes on this machine, stage by stage, in fp32 and in bf16.
+
+    python benchmarks/fid_speed.py --weights data/fid/default_1.pt [--images 256] [--batch-size 50]
+
+For 10,000 generated images against cached real features (what `evaluate` and `val/fid` do once the real
+features are cached):
+  1. sampling: the fashion_mnist_32 generator (nz 100, ngf 64, 32x32, nc 1) makes 10k uint8 images;
+  2. resize: uint8 -> float, bilinear to 299x299, (x - 128) / 128, channels-last (FIDFeatures' own steps);
+  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to 10k;
+  4. FID statistics (torchmetrics: means, covariances, the matrix square root), 10k against 10k features;
+  5. KID (100 subsets of 1,000); 6. precision and recall (torch-fidelity's k-NN, k=3), 10k against 10k.
+Stages 4 to 6 run on random features of the right shape: their cost does not depend on the values.
+"""
+
+import argparse
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from dcgan_lit.metrics.features import FIDFeatures
+from dcgan_lit.metrics.precision_recall import precision_recall
+from dcgan_lit.metrics.quality import KID_SUBSETS, generated
+from dcgan_lit.nets.generator import Generator
+
+NUM = 10_000
+
+
+def seconds(fn: object) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def resize(x: torch.Tensor) -> torch.Tensor:
+    x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
+    return ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, help="the TF-Inception TorchScript (make fid-weights)")
+    parser.add_argument("--images", type=int, default=256, help="images timed through Inception, scaled to 10k")
+    parser.add_argument("--batch-size", type=int, default=50)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation note
+        net = torch.jit.load(args.weights, map_location="cpu").eval()
+
+    g = Generator(nz=100, ngf=64, nc=1, image_size=32)
+    images: list[torch.Tensor] = []
+    rows = {"sampling (G, 10k)": seconds(lambda: images.extend(generated(g, NUM, 100, torch.device("cpu"))))}
+    sample = torch.cat(images)[: args.images].expand(-1, 3, -1, -1)
+    batches = sample.split(args.batch_size)
+    with torch.no_grad():
+        rows["resize to 299, normalize, NHWC"] = seconds(lambda: [resize(b) for b in batches]) * NUM / args.images
+        inputs = [resize(b) for b in batches]
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                net(inputs[0][:2])  # warm-up: oneDNN picks its kernels
+                rows[f"Inception forward, {name}"] = seconds(lambda: [net(x) for x in inputs]) * NUM / args.images
+
+    real, fake = torch.randn(NUM, 2048).double().abs(), torch.randn(NUM, 2048).double().abs()
+    passthrough = FIDFeatures(torch.nn.Identity(), tf_range=False, name="features")
+
+    def fid() -> None:
+        metric = FrechetInceptionDistance(feature=passthrough, normalize=False)
+        metric.update(real.float(), real=True)
+        metric.update(fake.float(), real=False)
+        metric.compute()
+
+    def kid() -> None:
+        metric = KernelInceptionDistance(feature=passthrough, subsets=KID_SUBSETS, subset_size=1000)
+        metric.update(real.float(), real=True)
+        metric.update(fake.float(), real=False)
+        metric.compute()
+
+    rows["FID statistics (10k vs 10k)"] = seconds(fid)
+    rows["KID, 100 subsets of 1,000"] = seconds(kid)
+    rows["precision and recall, k=3"] = seconds(lambda: precision_recall(real.float(), fake.float()))
+
+    print(f"| stage of a FID-10k ({torch.get_num_threads()} threads) | seconds |")
+    print("|---|---|")
+    for name, value in rows.items():
+        print(f"| {name} | {value:.1f} |")
+    for name in ("fp32", "bf16"):
+        total = sum(v for k, v in rows.items() if "Inception" not in k) + rows[f"Inception forward, {name}"]
+        print(f"| **total with Inception in {name}** | **{total:.0f}** ({total / 60:.1f} min) |")
+
+
+if __name__ == "__main__":
+    main()

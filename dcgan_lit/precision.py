@@ -1,0 +1,42 @@
+"""The precision a run trains in when `trainer.precision=auto` (the default).
+
+On a CPU with AMX-BF16 tiles (Intel Xeon from Sapphire Rapids on) convolutions and matmuls run about 3x faster in
+bf16 than in fp32, so training there uses bf16 autocast (`bf16-mixed`: fp32 weights and optimizer states, bf16
+convolutions) with channels-last tensors, which oneDNN's bf16 kernels want. Elsewhere, a GPU included, `auto`
+is fp32 (`32-true`), as before; `trainer=gpu` sets bf16-mixed itself. `trainer.precision=32-true` turns bf16 off.
+"""
+
+from pathlib import Path
+
+import torch
+
+AUTO = "auto"
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_has_amx_bf16(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU advertises AMX tiles with bf16 (Linux's `amx_bf16` and `amx_tile` flags)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux: no way to tell, so fp32
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return {"amx_bf16", "amx_tile"} <= set(flags) and torch.backends.mkldnn.is_available()
+
+
+def trains_on_cpu(accelerator: str) -> bool:
+    """Whether `trainer.accelerator` resolves to the CPU (`auto` does when there is no GPU)."""
+    if accelerator == "auto":
+        return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    return accelerator == "cpu"
+
+
+def resolve_precision(precision: str, accelerator: str, amx_bf16: bool | None = None) -> tuple[str, str]:
+    """(the precision to train in, why): `auto` picks bf16-mixed on an AMX-BF16 CPU and 32-true elsewhere."""
+    if precision != AUTO:
+        return precision, f"trainer.precision={precision}"
+    if not trains_on_cpu(accelerator):
+        return "32-true", "trainer.precision=auto on an accelerator; trainer=gpu for bf16"
+    if cpu_has_amx_bf16() if amx_bf16 is None else amx_bf16:
+        return "bf16-mixed", "trainer.precision=auto: this CPU has AMX-BF16; trainer.precision=32-true for fp32"
+    return "32-true", "trainer.precision=auto: this CPU has no AMX-BF16"

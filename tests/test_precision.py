@@ -1,0 +1,54 @@
+"""trainer.precision=auto: bf16 autocast with channels-last where the CPU has AMX-BF16, fp32 elsewhere."""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from dcgan_lit.precision import cpu_has_amx_bf16, resolve_precision
+from dcgan_lit.train import train
+
+SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+ICE_LAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n"
+
+
+@pytest.mark.parametrize("cpuinfo, amx", [(SAPPHIRE_RAPIDS, True), (ICE_LAKE, False), (None, False)])
+def test_amx_bf16_is_read_from_the_cpus_flags(tmp_path: Path, cpuinfo: str | None, amx: bool) -> None:
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:  # None: no /proc/cpuinfo (not Linux)
+        path.write_text(cpuinfo)
+    assert cpu_has_amx_bf16(path) is amx
+
+
+@pytest.mark.parametrize(
+    "precision, accelerator, amx, chosen",
+    [
+        ("auto", "cpu", True, "bf16-mixed"),
+        ("auto", "cpu", False, "32-true"),
+        ("32-true", "cpu", True, "32-true"),  # the one setting that turns bf16 off
+        ("bf16-mixed", "cpu", False, "bf16-mixed"),  # asked for: given, AMX or not
+        ("auto", "gpu", True, "32-true"),  # the GPU path as it was; trainer=gpu sets bf16-mixed itself
+    ],
+)
+def test_auto_picks_bf16_on_an_amx_cpu_only(precision: str, accelerator: str, amx: bool, chosen: str) -> None:
+    assert resolve_precision(precision, accelerator, amx_bf16=amx)[0] == chosen
+
+
+@pytest.mark.parametrize("override", [[], ["trainer.precision=32-true"]], ids=["auto", "fp32"])
+def test_a_cpu_run_records_the_precision_and_layout_it_chose(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, caplog: pytest.LogCaptureFixture, override: list[str]
+) -> None:
+    """On this machine: what the run's log and throughput.json say matches the choice for this CPU."""
+    amx = cpu_has_amx_bf16()
+    expected = "32-true" if override or not amx else "bf16-mixed"
+    with caplog.at_level("INFO"):
+        train(tiny_cfg("trainer.max_epochs=1", *override))
+    summary = json.loads((tmp_path / "run" / "throughput.json").read_text())
+    assert summary["precision"] == expected and summary["cpu_amx_bf16"] is amx
+    assert summary["channels_last"] is (expected == "bf16-mixed")  # NHWC for oneDNN's bf16 kernels
+    assert any(r.getMessage().startswith(f"precision: {expected} (") for r in caplog.records)
+    weights = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float32 for k, v in weights.items() if v.is_floating_point())  # fp32 master weights
