@@ -24,4 +24,6 @@ def quiet_console() -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    warnings.filterwarnings("ignore", r"`ModelCheckpoint\(monitor='val/(fid|kid)'\)` could not find the monitored key")
+    warnings.filterwarnings(
+        "ignore", r"`ModelCheckpoint\(monitor='val/(fid|kid)(_bf16)?'\)` could not find the monitored key"
+    )

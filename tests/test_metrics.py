@@ -210,3 +210,34 @@ def test_the_nhwc_fast_path_gives_the_plain_nets_features(tiny_weights: Path) ->
     with torch.no_grad():
         plain = extractor.net((resized - 128) / 128).flatten(1)
     assert torch.allclose(extractor(images), plain, rtol=1e-5, atol=1e-6)
+
+
+def test_a_bf16_extractor_is_for_monitoring_only_and_says_so(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, tiny_weights: Path
+) -> None:
+    """metrics=fid_bf16: the scores go to val/fid_bf16 (never val/fid), best.ckpt follows them, and the real
+    features are cached apart from fp32's, since they differ."""
+    run = tmp_path / "run"
+    metrics = train(
+        tiny_cfg(
+            "metrics=fid_bf16",
+            f"metrics.inception_weights={tiny_weights}",
+            "metrics.num_fake=40",
+            "metrics.every_n_epochs=1",
+            "trainer.max_epochs=1",
+        )  # fmt: skip
+    )
+    assert metrics["val/fid_bf16"] > 0 and "val/fid" not in metrics and "val/recall_bf16" in metrics
+    assert "val/fid_bf16" in events(run).Tags()["scalars"]
+    best = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert any("'monitor': 'val/fid_bf16'" in key for key in best["callbacks"])
+    fp32, bf16 = load_extractor(str(tiny_weights)), load_extractor(str(tiny_weights), "bf16")
+    assert fp32.identity != bf16.identity and bf16.name.endswith("(bf16 autocast)")  # separate feature caches
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    a, b = fp32(images), bf16(images)
+    assert not torch.equal(a, b) and torch.allclose(a, b, rtol=0.05, atol=0.05)
+
+
+def test_an_unknown_extractor_precision_is_refused_naming_the_key(tiny_weights: Path) -> None:
+    with pytest.raises(ConfigError, match=r"metrics.extractor_precision='fp16': must be one of fp32, bf16"):
+        load_extractor(str(tiny_weights), "fp16")

@@ -38,6 +38,8 @@ class SampleQuality(Callback):
         cache_dir: where real-image features are kept.
         batch_size: images per extractor batch.
         min_heldout: the fewest held-out images to score against; below it the training images are used.
+        extractor_precision: fp32, or bf16 for monitoring only: faster on CPUs with AMX, but its scores differ from
+            fp32's, so they are logged as val/fid_bf16, val/kid_bf16, ... and never as val/fid.
     """
 
     def __init__(
@@ -48,8 +50,11 @@ class SampleQuality(Callback):
         cache_dir: str = "data/cache",
         batch_size: int = 250,
         min_heldout: int = 1000,
+        extractor_precision: str = "fp32",
     ) -> None:
         self.every_n_epochs, self.num_fake, self.batch_size = every_n_epochs, num_fake, batch_size
+        self.extractor_precision = extractor_precision
+        self.suffix = "" if extractor_precision == "fp32" else f"_{extractor_precision}"  # val/fid_bf16
         self.inception_weights, self.cache_dir, self.min_heldout = inception_weights, Path(cache_dir), min_heldout
         self._extractor: FIDFeatures | None = None
         self.reference: Reference | None = None
@@ -59,7 +64,7 @@ class SampleQuality(Callback):
         # At start-up, not after the first epoch. A file the user named must load; the default download may
         # fail offline, and then the run goes on without scores rather than not at all.
         try:
-            self._extractor = load_extractor(self.inception_weights)
+            self._extractor = load_extractor(self.inception_weights, self.extractor_precision)
         except ConfigError as e:
             if self.inception_weights:
                 raise
@@ -92,10 +97,10 @@ class SampleQuality(Callback):
         previous, self.last = self.last, result
         for name in ("fid", "kid", "precision", "recall"):
             # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
-            pl_module.log(f"val/{name}", float(result[name]), on_epoch=True, sync_dist=False)
+            pl_module.log(f"val/{name}{self.suffix}", float(result[name]), on_epoch=True, sync_dist=False)
         info(
             log,
-            f"epoch {trainer.current_epoch}: FID {result['fid']:.2f}, KID {result['kid']:.4f}, "
+            f"epoch {trainer.current_epoch}: FID{self.suffix} {result['fid']:.2f}, KID {result['kid']:.4f}, "
             f"precision {result['precision']:.3f}, recall {result['recall']:.3f}",
         )
         collapse = mode_collapse_warning(previous, result) if previous else None

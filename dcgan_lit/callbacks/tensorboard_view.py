@@ -30,9 +30,9 @@ CHARTS: dict[str, dict[str, list[str]]] = {
         "D(x) and D(G(z))": ["train/D_x_epoch", "train/D_G_z1_epoch", "train/D_G_z2_epoch"],
     },
     "Sample quality": {
-        "FID": ["val/fid"],
-        "KID": ["val/kid"],
-        "precision and recall": ["val/precision", "val/recall"],
+        "FID": ["val/fid", "val/fid_bf16"],
+        "KID": ["val/kid", "val/kid_bf16"],
+        "precision and recall": ["val/precision", "val/recall", "val/precision_bf16", "val/recall_bf16"],
     },
 }
 LAYOUT: dict[str, dict[str, list]] = {
@@ -41,7 +41,10 @@ LAYOUT: dict[str, dict[str, list]] = {
 }
 
 # The HParams tab's metric columns, where the run has them.
-METRICS: tuple[str, ...] = ("val/fid", "val/kid", "val/precision", "val/recall", *EPOCH_MEANS)
+METRICS: tuple[str, ...] = (
+    *(f"val/{name}{suffix}" for suffix in ("", "_bf16") for name in ("fid", "kid", "precision", "recall")),
+    *EPOCH_MEANS,
+)
 
 
 def hparam_value(value: object) -> float | str | bool:

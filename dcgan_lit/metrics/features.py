@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from dcgan_lit.errors import ConfigError
 
 FEATURES = 2048
+PRECISIONS = ("fp32", "bf16")  # of the extractor; every reported figure is fp32
 
 
 class FIDFeatures(nn.Module):
@@ -29,13 +30,23 @@ class FIDFeatures(nn.Module):
         name: how the protocol names this extractor in JSON reports and logs.
         num_features: the width of the features the net returns (2048 for TF-Inception).
         identity: what the extractor is by content (a hash of its weights file), for cache keys; default `name`.
+        bf16: run the net under bf16 autocast. Its features differ from fp32's by about 2% of their magnitude, so
+            its scores are for monitoring only (logged as val/fid_bf16, ...), and they are cached apart.
     """
 
     def __init__(
-        self, net: nn.Module, tf_range: bool, name: str, identity: str | None = None, num_features: int = FEATURES
+        self,
+        net: nn.Module,
+        tf_range: bool,
+        name: str,
+        identity: str | None = None,
+        num_features: int = FEATURES,
+        bf16: bool = False,
     ) -> None:
         super().__init__()
-        self.net, self.tf_range, self.name, self.identity = net, tf_range, name, identity or name
+        self.net, self.tf_range, self.bf16 = net, tf_range, bf16
+        self.name = f"{name} (bf16 autocast)" if bf16 else name
+        self.identity = f"{identity or name}|bf16" if bf16 else identity or name
         self.num_features = num_features  # torchmetrics reads this instead of probing the net itself
 
     @torch.no_grad()
@@ -44,13 +55,13 @@ class FIDFeatures(nn.Module):
             return x.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        if not self.tf_range:
+        if self.tf_range:
+            x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
+            # NHWC: convolutions run 1.4x faster on a 2-core CPU (11.3 instead of 8.0 img/s), features equal within
+            # 1e-6 relative (BENCHMARKS.md).
+            x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self.net(x).reshape(len(x), -1).float()
-        x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False, antialias=False)
-        # NHWC: convolutions run 1.4x faster on a 2-core CPU (11.3 instead of 8.0 img/s), features equal within
-        # 1e-6 relative (BENCHMARKS.md).
-        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
-        return self.net(x).reshape(len(x), -1).float()
 
 
 def file_sha256(path: str) -> str:
@@ -62,8 +73,12 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def load_extractor(inception_weights: str | None) -> FIDFeatures:
-    """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online)."""
+def load_extractor(inception_weights: str | None, precision: str = "fp32") -> FIDFeatures:
+    """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online); with
+    precision="bf16", run under bf16 autocast (monitoring only)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"metrics.extractor_precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
+    bf16 = precision == "bf16"
     if inception_weights:
         try:
             with warnings.catch_warnings():  # the weights only exist as TorchScript: nothing for a user to change
@@ -77,7 +92,7 @@ def load_extractor(inception_weights: str | None) -> FIDFeatures:
         with torch.no_grad():  # 2048 for TF-Inception; the width of whatever net the file holds
             width = net(torch.zeros(1, 3, 299, 299)).reshape(1, -1).shape[1]
         identity = f"sha256:{file_sha256(inception_weights)}"
-        return FIDFeatures(net, True, f"torchscript:{inception_weights}", identity, num_features=width)
+        return FIDFeatures(net, True, f"torchscript:{inception_weights}", identity, num_features=width, bf16=bf16)
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -87,4 +102,4 @@ def load_extractor(inception_weights: str | None) -> FIDFeatures:
             f"metrics: torchmetrics' FID Inception is unavailable ({type(e).__name__}: {e}). Offline, run "
             "`make fid-weights` and pass metrics.inception_weights=data/fid/default_1.pt, or set metrics=none."
         ) from e
-    return FIDFeatures(net, tf_range=False, name="torchmetrics:inception-v3-compat")
+    return FIDFeatures(net, tf_range=False, name="torchmetrics:inception-v3-compat", bf16=bf16)
