@@ -31,6 +31,7 @@ from dcgan_lit.config_check import check_batch_norm, check_config, check_multiru
 from dcgan_lit.console import info, quiet_console
 from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
 from dcgan_lit.lightning_internals import epoch_position
+from dcgan_lit.loggers import finish as finish_loggers
 from dcgan_lit.output_files import writable_folder
 from dcgan_lit.precision import resolve_precision
 
@@ -96,8 +97,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
 
     info(log, f"run folder: {cfg.paths.output_dir}")
+    fitted = False
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        fitted = True
     except SIGTERMException:
         preemption = [c for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
         signum = preemption[0].signal if preemption else signal.SIGTERM
@@ -108,6 +111,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         at = f"epoch {trainer.current_epoch}, batch {epoch_position(trainer)[1]}"
         raise Interrupted(signum, f"interrupted by {signum.name} at {at}: {where}") from None
+    finally:
+        finish_loggers(loggers, failed=not fitted)
     if resumed_at is not None and trainer.global_step == resumed_at:
         limits = f"trainer.max_epochs={cfg.trainer.max_epochs}" + (
             f", trainer.max_steps={cfg.trainer.max_steps}" if cfg.trainer.get("max_steps", -1) != -1 else ""
@@ -189,8 +194,25 @@ def run(cfg: DictConfig) -> float | None:
         if multirun:
             raise JobFailed(line) from e
         sys.exit(code)
-    info(log, f"done; see the run with: tensorboard --logdir {cfg.paths.output_dir}")
+    info(log, "done; see the run with: " + "; ".join(viewers(cfg)))
     return value
+
+
+def viewers(cfg: DictConfig) -> list[str]:
+    """The command that shows the run, for each of its loggers."""
+    out, shown = cfg.paths.output_dir, []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None:
+            continue
+        if name == "tensorboard":
+            shown.append(f"tensorboard --logdir {out}")
+        elif name == "csv":
+            shown.append(f"{Path(out) / 'csv' / 'metrics.csv'}")
+        elif name == "wandb":
+            shown.append(f"wandb sync {Path(out) / 'wandb'}/offline-run-* (if offline), then the W&B web page")
+        elif name == "mlflow":
+            shown.append(f"mlflow ui --backend-store-uri sqlite:///{Path(node.store_dir).resolve() / 'mlflow.db'}")
+    return shown or [str(out)]
 
 
 def optimized_value(metric: str | None, metrics: dict[str, float]) -> float | None:

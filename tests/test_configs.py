@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig
 
 from dcgan_lit.callbacks.sample_grid import SampleGrid
@@ -76,8 +77,17 @@ def test_every_trainer_option(option: str, tiny_cfg: Callable[..., DictConfig]) 
 
 @pytest.mark.parametrize("option", options("logger"))
 def test_every_logger_option(option: str, tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
-    loggers = instantiate_group(tiny_cfg(f"logger={option}").logger)
-    assert len(loggers) == 1 and Path(loggers[0].save_dir) == tmp_path / "run"
+    store = tmp_path / "mlflow"  # MLflow's store is shared by all runs: by default outputs/mlflow
+    cfg = tiny_cfg(f"logger={option}")
+    if "mlflow" in cfg.logger:
+        cfg.logger.mlflow.store_dir = str(store)
+    loggers = instantiate_group(cfg.logger)
+    assert len(loggers) == (4 if option == "many_loggers" else 1)
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            assert logger._tracking_uri == f"sqlite:///{store / 'mlflow.db'}"
+        else:
+            assert Path(logger.save_dir) == tmp_path / "run"
 
 
 @pytest.mark.parametrize("option", options("callbacks"))

@@ -1,6 +1,8 @@
 """End-of-run figures, as the DCGAN tutorial shows them: loss curves, D scores, the fixed-noise GIF, real vs fake.
 
-Written to `dirpath` by rank 0; real vs fake, captioned, also goes to TensorBoard as `samples/real_vs_fake`.
+Written to `dirpath` by rank 0. Real vs fake, captioned, also goes to every logger that takes pictures as
+`samples/real_vs_fake`; the two plots go to W&B and MLflow as `plots/losses` and `plots/scores` (TensorBoard draws
+them as interactive charts instead).
 """
 
 import logging
@@ -13,10 +15,10 @@ matplotlib.use("Agg")  # files only: no display on clusters or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
+from dcgan_lit.logger_media import log_figure, log_image  # noqa: E402
 from dcgan_lit.output_files import skip_on_write_error  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -102,10 +104,11 @@ class RunArtifacts(Callback):
             )  # fmt: skip
             with skip_on_write_error(self.dirpath / "real_vs_fake.png"):
                 side_by_side.save(self.dirpath / "real_vs_fake.png")
-        for logger in trainer.loggers:
-            # The loss and score plots stay files: the Custom Scalars tab draws them interactively.
-            if isinstance(logger, TensorBoardLogger) and side_by_side is not None:
-                logger.experiment.add_image("samples/real_vs_fake", pil_to_tensor(side_by_side), global_step=epochs)
+        if side_by_side is not None:
+            log_image(trainer, "samples/real_vs_fake", pil_to_tensor(side_by_side), step=epochs,
+                      caption=f"real vs generated, epoch {epochs}")  # fmt: skip
+        for name, fig in figures.items():
+            log_figure(trainer, f"plots/{name}", fig)
         for fig in figures.values():
             plt.close(fig)
 

@@ -1,20 +1,21 @@
-"""Sample grids from the fixed noise every epoch (PNG + TensorBoard), and one grid of real training images."""
+"""Sample grids from the fixed noise every epoch (a PNG, and an image in each logger that takes pictures), and one
+grid of real training images."""
 
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from dcgan_lit.callbacks.ema import sampling_generator
+from dcgan_lit.logger_media import log_image
 from dcgan_lit.output_files import skip_on_write_error
 
 
 class SampleGrid(Callback):
     """Writes `dirpath/epoch_XXX.png` from the model's fixed noise and logs it as `samples/fixed_noise` at step N
-    after epoch N, so TensorBoard's slider counts epochs.
+    after epoch N, so the image sliders of TensorBoard and MLflow count epochs (W&B: captioned "epoch N").
 
     Args:
         dirpath: folder for the PNG files.
@@ -43,20 +44,19 @@ class SampleGrid(Callback):
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             images = pl_module.sample_fixed(sampling_generator(trainer, pl_module))
             epoch = trainer.current_epoch + 1  # TensorBoard's slider then reads "after epoch N"
-            self._write(trainer, "fixed_noise", images, filename=f"epoch_{trainer.current_epoch:03d}.png", step=epoch)
+            name = f"epoch_{trainer.current_epoch:03d}.png"
+            self._write(trainer, "fixed_noise", images, filename=name, step=epoch, caption=f"epoch {epoch}")
 
     def _write_real(self, trainer: Trainer) -> None:
         self._real_logged = True
-        self._write(trainer, "real", torch.cat(self._real), filename="real.png", step=0)
+        self._write(trainer, "real", torch.cat(self._real), filename="real.png", step=0, caption="training images")
         self._real = []
 
-    def _write(self, trainer: Trainer, tag: str, images: Tensor, filename: str, step: int) -> None:
+    def _write(self, trainer: Trainer, tag: str, images: Tensor, filename: str, step: int, caption: str) -> None:
         if not trainer.is_global_zero:
             return
         grid = make_grid(images.detach().float().cpu(), nrow=self.nrow, padding=2, normalize=True, value_range=(-1, 1))
         with skip_on_write_error(self.dirpath / filename):
             self.dirpath.mkdir(parents=True, exist_ok=True)
             save_image(grid, self.dirpath / filename)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(f"samples/{tag}", grid, global_step=step)
+        log_image(trainer, f"samples/{tag}", grid, step=step, caption=caption)

@@ -1,6 +1,7 @@
 """What TensorBoard shows besides the logged scalars and grids: the DCGAN tutorial's two plots as interactive
 multi-line charts (the Custom Scalars tab), each epoch's mean of the step's stats, and an HParams tab of the
-settings a sweep varies beside each run's final metrics."""
+settings a sweep varies beside each run's final metrics. The same settings go to W&B and MLflow as the run's
+config and parameters, where the final metrics sit beside them already."""
 
 import re
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from torch import Tensor
 from torch.utils.tensorboard.summary import hparams
 
 from dcgan_lit.lightning_internals import write_summary
+from dcgan_lit.logger_media import log_settings
 from dcgan_lit.module import STAT_NAMES
 
 # The epoch means of the step's stats: train/d_loss_epoch, ..., train/D_G_z2_epoch.
@@ -72,6 +74,8 @@ class TensorBoardView(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if "precision" in self.settings:  # what ran: trainer.precision=auto resolves to one (dcgan_lit/precision.py)
             self.settings["precision"] = str(trainer.precision)
+        if trainer.is_global_zero:
+            log_settings(trainer.loggers, self.settings)
         for writer in self._writers(trainer):
             writer.add_custom_scalars(LAYOUT)
 
