@@ -1,11 +1,13 @@
 """generate and evaluate from a checkpoint alone: no model settings retyped, and bad arguments refused in one line."""
 
 import json
+import os
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -86,6 +88,69 @@ def test_the_exported_generator_takes_both_z_shapes_any_batch_and_loads_without_
         assert torch.equal(exported(z[:, :, None, None]), expected)  # the tutorial's (B, nz, 1, 1)
 
 
+def test_samples_npz_is_uint8_nhwc_arr_0_and_the_folder_holds_the_same_pngs(checkpoint: Path, tmp_path: Path) -> None:
+    run(generate_cfg(f"ckpt_path={checkpoint}", "mode=samples", "num=37", "batch_size=10", f"out={tmp_path / 's.npz'}"))
+    with np.load(tmp_path / "s.npz") as archive:
+        assert archive.files == ["arr_0"]  # what ADM's TensorFlow evaluator and np.savez(out, images) give
+        samples = archive["arr_0"]
+    assert samples.dtype == np.uint8 and samples.shape == (37, 32, 32, 3)
+    assert not (tmp_path / "s.npz.partial").exists()
+
+    run(generate_cfg(f"ckpt_path={checkpoint}", "mode=samples", "num=37", "batch_size=10", f"out={tmp_path / 'pngs'}"))
+    files = sorted((tmp_path / "pngs").iterdir())
+    assert [f.name for f in files[:2]] == ["000000.png", "000001.png"] and len(files) == 37
+    folder = np.stack([np.asarray(Image.open(f)) for f in files])
+    assert np.array_equal(folder, samples)  # same seed: the same images, whichever the container
+
+    # The images are G's: the first 10 are G(z) of the first z batch, quantized as save_image does.
+    generator, _ = load_generator(str(checkpoint), torch.device("cpu"))
+    with torch.no_grad():
+        first = generator(torch.randn(10, 16, generator=torch.Generator().manual_seed(0)))
+    save_image(first, tmp_path / "ref.png", nrow=10, normalize=True, value_range=(-1, 1), padding=0)
+    reference = np.asarray(Image.open(tmp_path / "ref.png").convert("RGB")).reshape(32, 10, 32, 3).swapaxes(0, 1)
+    assert np.array_equal(samples[:10], reference)
+
+    with pytest.raises(ConfigError, match=r"already holds PNG files; .* choose a new or empty folder"):
+        run(generate_cfg(f"ckpt_path={checkpoint}", "mode=samples", "num=3", f"out={tmp_path / 'pngs'}"))
+
+
+def peak_rss_mb(*args: str, cwd: Path) -> float:
+    """The peak resident memory of `python -m dcgan_lit.generate args...`, in MB (this child alone)."""
+    env = {**os.environ, "PYTHONPATH": str(CONF_DIR.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "dcgan_lit.generate", *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()[-2000:]
+    return usage.ru_maxrss / 1024
+
+
+def test_samples_memory_stays_flat_however_many_are_asked_for(checkpoint: Path, tmp_path: Path) -> None:
+    small = peak_rss_mb(f"ckpt_path={checkpoint}", "mode=samples", "num=256", "out=small.npz", cwd=tmp_path)
+    # 60,000 images of 32x32x3: 184 MB as uint8, 737 MB as G's float output if rendered at once.
+    large = peak_rss_mb(f"ckpt_path={checkpoint}", "mode=samples", "num=60000", "out=large.npz", cwd=tmp_path)
+    assert (tmp_path / "large.npz").stat().st_size > 60000 * 32 * 32 * 3
+    assert large - small < 80, (small, large)
+
+
+def test_the_onnx_export_takes_both_z_shapes_any_batch_and_matches_g(checkpoint: Path, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "g.onnx"
+    run(generate_cfg(f"ckpt_path={checkpoint}", "mode=export", f"out={out}"))
+    session = ort.InferenceSession(str(out))  # the README's three lines
+    generator, _ = load_generator(str(checkpoint), torch.device("cpu"))
+    for batch in (1, 7, 300):
+        z = torch.randn(batch, 16)
+        with torch.no_grad():
+            expected = generator(z).numpy()
+        for shaped in (z, z[:, :, None, None]):  # (B, nz) and the tutorial's (B, nz, 1, 1)
+            (images,) = session.run(None, {"z": shaped.numpy()})
+            assert images.shape == (batch, 3, 32, 32)
+            np.testing.assert_allclose(images, expected, atol=1e-5)
+    meta = {p.key: p.value for p in __import__("onnx").load(str(out)).metadata_props}
+    assert meta["nz"] == "16"
+
+
 def test_the_grid_is_rendered_in_chunks_and_equals_torchvisions(checkpoint: Path, tmp_path: Path) -> None:
     generator, _ = load_generator(str(checkpoint), torch.device("cpu"))
     seen: list[int] = []
@@ -104,9 +169,10 @@ def test_the_grid_is_rendered_in_chunks_and_equals_torchvisions(checkpoint: Path
         (["num=0"], r"num=0: must be a whole number >= 1"),
         (["num=-1"], r"num=-1: must be a whole number >= 1"),
         (["mode=interpolate", "points=1"], r"points=1: must be a whole number >= 2"),
-        (["mode=sketch"], r"mode='sketch': must be one of grid, interpolate, export"),
+        (["mode=sketch"], r"mode='sketch': must be one of grid, interpolate, samples, export"),
         (["out=no/such/folder/grid.png"], r"out='no/such/folder/grid.png': the folder no/such/folder does not exist"),
-        (["mode=export", "out=g.pt"], r"out='g.pt': mode=export writes a torch.export program.*name it g.pt2"),
+        (["mode=export", "out=g.pt"], r"out='g.pt': mode=export writes a torch.export program \(g.pt2.*\(g.onnx\)"),
+        (["mode=samples", "out=s.png"], r"out='s.png': mode=samples writes a .npz file .* or a folder of PNGs"),
     ],
 )
 def test_bad_generate_arguments_are_refused_naming_the_key(
