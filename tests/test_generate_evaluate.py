@@ -101,6 +101,12 @@ def test_samples_npz_is_uint8_nhwc_arr_0_and_the_folder_holds_the_same_pngs(chec
     assert [f.name for f in files[:2]] == ["000000.png", "000001.png"] and len(files) == 37
     folder = np.stack([np.asarray(Image.open(f)) for f in files])
     assert np.array_equal(folder, samples)  # same seed: the same images, whichever the container
+    # torch-fidelity's own reader of a samples folder (`input1=<folder>`): 37 RGB uint8 images, ours.
+    from torch_fidelity.utils import prepare_input_from_id
+
+    dataset = prepare_input_from_id(1, input1=str(tmp_path / "pngs"))
+    assert len(dataset) == 37 and dataset[5].dtype == torch.uint8
+    assert np.array_equal(dataset[5].permute(1, 2, 0).numpy(), samples[5])
 
     # The images are G's: the first 10 are G(z) of the first z batch, quantized as save_image does.
     generator, _ = load_generator(str(checkpoint), torch.device("cpu"))
