@@ -2,8 +2,9 @@
 
 On a CPU with AMX-BF16 tiles (Intel Xeon from Sapphire Rapids on) convolutions and matmuls run 3x to 7x faster
 in bf16 than in fp32 (BENCHMARKS.md), so training there uses bf16 autocast (`bf16-mixed`: fp32 weights and
-optimizer states, bf16 convolutions) with channels-last tensors, which oneDNN's bf16 kernels want. Elsewhere, a GPU included, `auto`
-is fp32 (`32-true`), as before; `trainer=gpu` sets bf16-mixed itself. `trainer.precision=32-true` turns bf16 off.
+optimizer states, bf16 convolutions) with channels-last tensors, which oneDNN's bf16 kernels want. Elsewhere,
+a GPU included, `auto` is fp32 (`32-true`), as before; `trainer=gpu` sets bf16-mixed itself.
+`trainer.precision=32-true` turns bf16 off.
 """
 
 from pathlib import Path
