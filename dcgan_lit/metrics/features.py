@@ -48,6 +48,10 @@ class FIDFeatures(nn.Module):
         self.name = f"{name} (bf16 autocast)" if bf16 else name
         self.identity = f"{identity or name}|bf16" if bf16 else identity or name
         self.num_features = num_features  # torchmetrics reads this instead of probing the net itself
+        # The CPU twin of a TorchScript net (see `cpu_graph`); outside the module tree, so .to() leaves it alone.
+        self._cpu_net: list[nn.Module] = (
+            [cpu_graph(net)] if tf_range and isinstance(net, torch.jit.ScriptModule) else []
+        )
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
@@ -60,8 +64,45 @@ class FIDFeatures(nn.Module):
             # NHWC: convolutions run 1.4x faster on a 2-core CPU (11.3 instead of 8.0 img/s), features equal within
             # 1e-6 relative (BENCHMARKS.md).
             x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+        net = self._cpu_net[0] if self._cpu_net and x.device.type == "cpu" else self.net
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self.net(x).reshape(len(x), -1).float()
+            return net(x).reshape(len(x), -1).float()
+
+
+def cpu_graph(net: torch.jit.ScriptModule) -> nn.Module:
+    """The TorchScript TF-Inception rewritten for a CPU: the same features, 1.4x faster in fp32, 2.3 to 4x in bf16.
+
+    Three rewrites of the frozen graph, each exact up to float rounding (features within 2e-6 relative in fp32):
+    - its inception blocks call `.contiguous()` before every concatenation, which turns channels-last activations
+      back into NCHW; there pooling runs 6x slower and the next convolution converts back. They keep channels-last.
+    - each weight is cast to the input's dtype at run time, which hides it from constant folding; the casts go
+      (autocast casts a convolution's weight itself).
+    - then BatchNorm folds into the convolution before it, which removes a memory pass per layer.
+    A net without these patterns is frozen and otherwise left as it is. The result is checked against `net` on
+    two inputs, and `net` is kept if they differ, so a TorchScript file of another shape can never change a score.
+    Frozen constants live on the CPU, so this serves CPU inputs only; on a GPU `net` runs as it is.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.freeze` is deprecated", FutureWarning)
+        frozen = torch.jit.freeze(net.eval())
+    graph = frozen.graph
+    for node in graph.findAllNodes("aten::contiguous"):
+        layout = graph.insertConstant(2)  # the memory-format enum: 2 is torch.channels_last
+        layout.node().moveBefore(node)
+        node.replaceInput(1, layout)
+    for node in graph.findAllNodes("aten::to"):
+        if node.inputsAt(0).node().kind() == "prim::Constant":  # a weight cast to the input's dtype
+            node.output().replaceAllUsesWith(node.inputsAt(0))
+            node.destroy()
+    torch._C._jit_pass_dce(graph)
+    torch._C._jit_pass_fold_frozen_conv_bn(graph)
+    probe = torch.randn(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = (
+            net(probe).reshape(2, -1),
+            frozen(probe.contiguous(memory_format=torch.channels_last)).reshape(2, -1),
+        )
+    return frozen if torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item()) else net
 
 
 def file_sha256(path: str) -> str:
