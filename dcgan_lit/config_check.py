@@ -37,7 +37,11 @@ _RULES: list[Rule] = [
     (("data.nc",), lambda v: is_int(v) and v in (1, 3), "1 (grayscale) or 3 (RGB)"),
     (("metrics.every_n_epochs", "metrics.batch_size"), lambda v: is_int(v) and v >= 1, "a whole number >= 1"),
     # FID needs a covariance of the fakes' features, so at least 2 of them; 10k is the usual FID-10k.
-    (("metrics.num_fake", "metrics.min_heldout"), lambda v: is_int(v) and v >= 2, "a whole number >= 2, e.g. 10000"),
+    (
+        ("metrics.num_fake", "metrics.num_fake_train", "metrics.min_heldout"),
+        lambda v: is_int(v) and v >= 2,
+        "a whole number >= 2, e.g. 10000",
+    ),
     # decay 1 would freeze the averaged G at its initial weights for the whole run.
     (("callbacks.ema.decay",), lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1), e.g. 0.999"),
 ]

@@ -1,6 +1,10 @@
 """FID and KID of a checkpoint, printed and written to JSON with the exact protocol.
 
 python -m dcgan_lit.evaluate ckpt_path=outputs/.../checkpoints/last.ckpt [metrics.num_fake=10000] [data=...]
+
+Against the training images (a small folder: see `choose_reference`) the protocol is fid5k-train
+(`metrics.num_fake_train`), and the copy check runs too: its ratio goes into the JSON, and the samples nearest the
+training set, beside their nearest training images, into `<report>.nearest.png`.
 """
 
 import json
@@ -10,16 +14,18 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import save_image
 
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.config_check import check_config, require
 from dcgan_lit.errors import CheckpointError, UserError, exit_with
+from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import load_extractor
 from dcgan_lit.metrics.quality import KID_SUBSETS, choose_reference, features, fid_kid, generated, real_split_features
-from dcgan_lit.output_files import writable_file
+from dcgan_lit.output_files import skip_on_write_error, writable_file
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
     device = torch.device(
         "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device.replace("auto", "cpu")
     )
@@ -40,22 +46,34 @@ def run(cfg: DictConfig) -> dict:
     dm.setup("fit")
     m = cfg.metrics
     reference = choose_reference(dm, m.min_heldout)
-    print(f"reference: {reference.describe()}")
-    extractor = load_extractor(m.inception_weights).to(device)
+    num_fake = m.num_fake_train if reference.split == "train" else m.num_fake
+    print(f"reference: {reference.describe()}; protocol {reference.protocol(num_fake)}")
+    extractor = load_extractor(m.inception_weights, m.extractor_precision).to(device)
     real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir))
     nz = run_config["model"]["nz"]
-    fake = features(extractor, generated(generator, m.num_fake, nz, device, seed=cfg.seed), device)
+    images = torch.cat([b.cpu() for b in generated(generator, num_fake, nz, device, seed=cfg.seed)])
+    fake = features(extractor, images.split(m.batch_size), device)
     scores = fid_kid(extractor, real, fake, device)
+    copy_check = None
+    if reference.split == "train":  # only against the training images can samples be copies of them
+        check = nearest_real(real, fake)
+        copy_check = {**check.as_dict(), "warning": check.warning()}
+        if grid_path is not None:
+            with skip_on_write_error(grid_path):
+                save_image(nearest_grid(images, dm.split_dataset("train"), check), grid_path)
+                copy_check["grid"] = str(grid_path)
     return {
         "checkpoint": str(cfg.ckpt_path),
         "fid": scores["fid"],
         "kid": {"mean": scores["kid"], "std": scores["kid_std"]},
         "precision": scores["precision"],  # k-NN manifold estimate, k=3 (Kynkäänniemi et al. 2019)
         "recall": scores["recall"],
+        "copy_check": copy_check,  # null against held-out images: nothing there to copy
         "protocol": {
+            "name": reference.protocol(num_fake),
             "num_real": scores["num_real"],
             "num_fake": scores["num_fake"],
-            "reference": {"split": reference.split, "num_images": reference.num_images, "why": reference.why},
+            "reference": reference.as_dict(),
             "data": type(dm).__name__,
             "samples": f"G in eval mode, z ~ N(0, I) with seed {cfg.seed}, quantized to uint8",
             "resolution": dm.image_size,
@@ -76,14 +94,19 @@ def report(cfg: DictConfig) -> dict:
         check_config(cfg)
         # Checked before a minute of sampling, not after: a score that cannot be saved is still printed below.
         out = writable_file(cfg.out or f"{cfg.ckpt_path}.eval.json", key="out")
-        result = run(cfg)
+        result = run(cfg, grid_path=out.with_name(out.name.removesuffix(".json") + ".nearest.png"))
     except UserError as e:
         exit_with(e)
     kid = result["kid"]
     print(
         f"FID {result['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  precision {result['precision']:.3f}  "
-        f"recall {result['recall']:.3f}  ({result['protocol']['num_fake']} samples)"
+        f"recall {result['recall']:.3f}  ({result['protocol']['num_fake']} samples, {result['protocol']['name']})"
     )
+    if result["copy_check"]:
+        check = result["copy_check"]
+        print(f"copy check: nn_ratio {check['nn_ratio']:.2f} (1: as close as the training images are to each other)")
+        if check["warning"]:
+            print(f"warning: {check['warning']}")
     try:
         out.write_text(json.dumps(result, indent=2) + "\n")
     except OSError as e:

@@ -93,6 +93,7 @@ def ddp_run(out: Path, tiny_weights: Path) -> subprocess.CompletedProcess:
         "metrics=fid",
         f"metrics.inception_weights={tiny_weights}",
         "metrics.num_fake=16",
+        "metrics.num_fake_train=16",
         "metrics.every_n_epochs=1",
         "+callbacks.ranks._target_=tests.helpers.SaveRankWeights",
         f"+callbacks.ranks.dirpath={out / 'ranks'}",
@@ -209,6 +210,7 @@ def optuna_search(tmp_path: Path, lr_d: str, n_trials: int) -> subprocess.Comple
         "metrics=fid",
         f"metrics.inception_weights={tmp_path / 'tiny_inception.pt'}",
         "metrics.num_fake=16",
+        "metrics.num_fake_train=16",
         *sweep_args(tmp_path),
     )
 

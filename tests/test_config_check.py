@@ -62,7 +62,12 @@ ON_BUILT_IN_DATA = ("quickstart", "tutorial")  # the experiments on the syntheti
         ["trainer=ddp", "trainer.devices=4"],
         ["trainer=gpu", "trainer.devices=[1]"],
         ["callbacks=ema", "callbacks.ema.decay=0.0"],
-        ["metrics=fid", "metrics.num_fake=2", "data.val_fraction=0"],  # scored against the training images
+        [
+            "metrics=fid",
+            "metrics.num_fake=2",
+            "metrics.num_fake_train=2",
+            "data.val_fraction=0",
+        ],  # scored against the training images
     ],
     ids=lambda overrides: " ".join(overrides),
 )

@@ -175,9 +175,11 @@ def test_every_experiment_trains_and_scores_on_generated_data(
 
     cfg = tiny_cfg(f"experiment={experiment}", *experiment_data(experiment, tmp_path / "data_files"),
                    "trainer.max_epochs=1", "trainer.limit_train_batches=2", "data.batch_size=8",
-                   f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=16")  # fmt: skip
+                   f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=16",
+                   "metrics.num_fake_train=16")  # fmt: skip
     metrics = train(cfg)
-    assert all(math.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", "val/fid", "val/kid"))
+    fid = cfg.callbacks.best_checkpoint.monitor  # val/fid, or val/fid_bf16 where an experiment scores in bf16
+    assert all(math.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", fid, fid.replace("fid", "kid")))
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 2 * (cfg.model.get("n_critic", 1) + 1)  # 2 batches, D then G updates each
     assert ckpt["run_config"]["data"]["_target_"] == cfg.data._target_

@@ -19,6 +19,7 @@ from dcgan_lit import evaluate, generate
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.generate import grid_image, run, slerp
+from dcgan_lit.metrics.copy_check import COPY_WARNING_RATIO
 from dcgan_lit.train import train
 from tests.conftest import CONF_DIR, cli, exits
 
@@ -218,6 +219,7 @@ def test_evaluate_writes_fid_kid_and_the_protocol(
 ) -> None:
     out = tmp_path / "report.json"
     args = [f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=50",
+            "metrics.num_fake_train=50",
             f"out={out}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     evaluate.report(evaluate_cfg(*args))
     report = json.loads(out.read_text())
@@ -230,9 +232,15 @@ def test_evaluate_writes_fid_kid_and_the_protocol(
     assert protocol["num_real"] == 108 and protocol["reference"]["split"] == "train"
     assert "fewer than metrics.min_heldout=1000" in protocol["reference"]["why"]
     assert "no antialias" in protocol["resize"] and protocol["extractor"].startswith("torchscript:")
+    # Against the training images: fid5k-train's protocol (here with 50 samples) and the copy check with its grid.
+    assert protocol["name"] == "fid0.05k-train" and protocol["reference"]["is_training_set"] is True
+    copy_check = report["copy_check"]
+    assert copy_check["nn_ratio"] > 0 and copy_check["warn_below"] == COPY_WARNING_RATIO
+    assert Image.open(copy_check["grid"]).size == (8 * 34 + 2, 4 * 34 + 2)  # 16 samples above their nearest images
     printed = capsys.readouterr().out
     assert f"FID {report['fid']:.2f}" in printed and f"recall {report['recall']:.3f}" in printed
-    assert "reference: the 108 training images" in printed
+    assert "reference: the 108 training images" in printed and "protocol fid0.05k-train" in printed
+    assert f"copy check: nn_ratio {copy_check['nn_ratio']:.2f}" in printed
 
 
 def test_evaluate_on_the_command_line_refuses_an_unwritable_report_path_before_computing(

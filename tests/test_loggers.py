@@ -29,7 +29,8 @@ def many_run(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> Pa
     """A 2-epoch tiny run with FID and every logger at once, every batch logged."""
     out = tmp_path_factory.mktemp("many")
     overrides = [*TINY, "data.num_images=120", "metrics=fid", f"metrics.inception_weights={tiny_weights}",
-                 "metrics.num_fake=16", "metrics.every_n_epochs=1", f"paths.output_dir={out}",
+                 "metrics.num_fake=16",
+                 "metrics.num_fake_train=16", "metrics.every_n_epochs=1", f"paths.output_dir={out}",
                  f"paths.data_dir={out / 'data'}", "logger=many_loggers", "logger.wandb.offline=true",
                  f"logger.mlflow.store_dir={out / 'mlflow'}"]  # fmt: skip
     train(compose_train(overrides))

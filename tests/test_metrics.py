@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
+from torch import Tensor, nn
 
 from dcgan_lit.data.synthetic import render_space_images
 from dcgan_lit.errors import ConfigError, DataError
-from dcgan_lit.metrics.features import load_extractor
+from dcgan_lit.metrics.features import cpu_graph, load_extractor
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid
 from dcgan_lit.train import train
 from tests.conftest import events, load_checkpoint
@@ -56,6 +58,7 @@ def test_training_logs_val_fid_and_kid_and_keeps_best_ckpt(
             "metrics=fid",
             f"metrics.inception_weights={tiny_weights}",
             "metrics.num_fake=40",
+            "metrics.num_fake_train=40",
             "metrics.every_n_epochs=1",
             "optimized_metric=val/fid",
         )
@@ -102,7 +105,8 @@ def test_a_folder_too_small_to_score_is_refused_before_training(
     for i in range(num_images):
         write(tmp_path / "few" / f"{i}.png", noise(20, 20, seed=i))
     cfg = tiny_cfg("data=folder", f"data.root={tmp_path / 'few'}", "data.batch_size=1", "data.num_workers=0",
-                   "metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=4")  # fmt: skip
+                   "metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=4",
+                   "metrics.num_fake_train=4")  # fmt: skip
     with pytest.raises(
         DataError, match=r"need at least 50 real images to mean anything\. Add images, or set metrics=none"
     ):
@@ -121,6 +125,7 @@ def test_a_failing_score_is_reported_and_the_epochs_checkpoint_is_still_written(
 
     monkeypatch.setattr(sample_quality, "fid_kid", broken)
     cfg = tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=8",
+                   "metrics.num_fake_train=8",
                    "metrics.every_n_epochs=1", "trainer.max_epochs=1")  # fmt: skip
     metrics = train(cfg)
     assert "val/fid" not in metrics
@@ -147,6 +152,7 @@ def test_hparams_tab_gets_the_settings_and_final_metrics(
 
     run = tmp_path / "run"
     train(tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20",
+                   "metrics.num_fake_train=20",
                    "trainer.max_epochs=1", "model.lr_g=3e-4"))  # fmt: skip
     acc = events(run)
     content = acc.PluginTagToContent("hparams")
@@ -180,7 +186,8 @@ def test_an_optuna_sweep_runs_trials_and_reports_the_best_fid(tmp_path: Path, ti
 
     tiny = [o for o in TINY if not o.startswith("trainer.max_epochs")]
     args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "metrics=fid", "data.num_images=120",
-            f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20", "trainer.max_epochs=1", *tiny,
+            f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20",
+            "metrics.num_fake_train=20", "trainer.max_epochs=1", *tiny,
             f"hydra.sweep.dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     proc = cli("train", *args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -212,6 +219,38 @@ def test_the_nhwc_fast_path_gives_the_plain_nets_features(tiny_weights: Path) ->
     assert torch.allclose(extractor(images), plain, rtol=1e-5, atol=1e-6)
 
 
+class InceptionLikeBlock(nn.Module):
+    """What default_1.pt's blocks do: weights cast to the input's dtype, functional BatchNorm after each conv, and
+    `.contiguous()` on each branch before the concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("weight", torch.randn(8, 3, 3, 3, generator=g) * 0.2)
+        self.register_buffer("mean", torch.randn(8, generator=g) * 0.1)
+        self.register_buffer("var", torch.rand(8, generator=g) + 0.5)
+        self.register_buffer("beta", torch.randn(8, generator=g) * 0.1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv2d(x, self.weight.to(x.dtype), None, [2, 2], [1, 1])
+        y = F.relu(F.batch_norm(y, self.mean, self.var, None, self.beta, False, 0.1, 0.001))
+        pooled = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+        both = torch.cat([y.contiguous(), pooled.contiguous()], 1)
+        return F.adaptive_avg_pool2d(both, 4).flatten(1)
+
+
+def test_the_cpu_graph_folds_batchnorm_keeps_channels_last_and_changes_no_feature() -> None:
+    net = torch.jit.script(InceptionLikeBlock().eval())
+    fast = cpu_graph(net)
+    graph = fast.graph
+    assert fast is not net and not graph.findAllNodes("aten::batch_norm")  # folded into the convolution
+    layouts = [n.inputsAt(1).toIValue() for n in graph.findAllNodes("aten::contiguous")]
+    assert layouts == [2, 2]  # torch.channels_last: the branches stay NHWC
+    x = torch.randn(3, 3, 299, 299)
+    with torch.no_grad():
+        assert torch.allclose(fast(x.contiguous(memory_format=torch.channels_last)), net(x), rtol=1e-5, atol=1e-5)
+
+
 def test_a_bf16_extractor_is_for_monitoring_only_and_says_so(
     tiny_cfg: Callable[..., DictConfig], tmp_path: Path, tiny_weights: Path
 ) -> None:
@@ -223,6 +262,7 @@ def test_a_bf16_extractor_is_for_monitoring_only_and_says_so(
             "metrics=fid_bf16",
             f"metrics.inception_weights={tiny_weights}",
             "metrics.num_fake=40",
+            "metrics.num_fake_train=40",
             "metrics.every_n_epochs=1",
             "trainer.max_epochs=1",
         )  # fmt: skip

@@ -58,6 +58,7 @@ def test_training_logs_precision_and_recall_and_warns_when_recall_collapses(
     recalls = iter([0.6, 0.2])  # epoch 0, then a collapse at epoch 1
     monkeypatch.setattr(quality, "precision_recall", lambda real, fake: (0.8, next(recalls)))
     metrics = train(tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=16",
+                             "metrics.num_fake_train=16",
                              "metrics.every_n_epochs=1", "trainer.max_epochs=2"))  # fmt: skip
     assert metrics["val/precision"] == pytest.approx(0.8) and metrics["val/recall"] == pytest.approx(0.2)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -69,7 +69,8 @@ def test_a_sweep_tabulates_each_runs_fid_and_reports_a_failed_run(tmp_path: Path
                     "model.loss=nope"]},
     }))  # fmt: skip
     tiny = [o for o in TINY if not o.startswith("trainer=")]
-    extra = [*tiny, "data.num_images=120", "metrics.num_fake=40", "metrics.every_n_epochs=1",
+    extra = [*tiny, "data.num_images=120", "metrics.num_fake=40",
+    "metrics.num_fake_train=40", "metrics.every_n_epochs=1",
              "callbacks.throughput.warmup_batches=1", f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
     out = tmp_path / "sweep"
     args = ["--presets-file", str(presets), "--weights", str(tiny_weights), "--seeds", "1", "--parallel", "2",

@@ -30,7 +30,8 @@ def tb_run(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> Path
 
     out = tmp_path_factory.mktemp("tb")
     overrides = [*TINY, "data.num_images=120", "metrics=fid", f"metrics.inception_weights={tiny_weights}",
-                 "metrics.num_fake=16", "metrics.every_n_epochs=1", f"paths.output_dir={out}",
+                 "metrics.num_fake=16",
+                 "metrics.num_fake_train=16", "metrics.every_n_epochs=1", f"paths.output_dir={out}",
                  f"paths.data_dir={out / 'data'}"]  # fmt: skip
     train(compose_train(overrides))
     return out
@@ -116,6 +117,7 @@ def test_epochs_between_scores_warn_nothing(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run(tiny_cfg("metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=16",
+                     "metrics.num_fake_train=16",
                      "metrics.every_n_epochs=2", "trainer.max_epochs=2"))  # fmt: skip
     assert len(events(tmp_path / "run").Scalars("val/fid")) == 1  # epoch 0 had no score, epoch 1 one
     assert not [w for w in caught if "could not find the monitored key" in str(w.message)]

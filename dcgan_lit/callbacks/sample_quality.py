@@ -1,19 +1,26 @@
 """Sample quality during training: `val/fid`, `val/kid`, `val/precision`, `val/recall` every `every_n_epochs` epochs
-and after the last one, with a warning when recall drops while precision holds (mode collapse)."""
+and after the last one, with a warning when recall drops while precision holds (mode collapse), and, against the
+training images, the copy check `val/nn_ratio` with its grid of samples beside their nearest training images."""
 
+import json
 import logging
+import time
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
+from torchvision.utils import save_image
 
 from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
+from dcgan_lit.logger_media import log_image
+from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
+from dcgan_lit.output_files import skip_on_write_error
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +30,9 @@ class SampleQuality(Callback):
 
     The real images are the data module's held-out split, or its training split when fewer than `min_heldout`
     images are held out (see `choose_reference`); a data set too small for either is refused at start-up.
+    Against the training split the protocol is the few-shot papers' (DiffAugment's fid5k-train): `num_fake_train`
+    samples, and the copy check (`metrics/copy_check.py`): `val/nn_ratio`, a warning when samples sit too close to
+    training images, and `nearest_epoch_XXX.png` in `samples_dir` (also logged as `samples/nearest_real`).
     Their features are cached in `cache_dir` under a key of their content and the extractor's, so later runs
     (and `python -m dcgan_lit.evaluate`) reuse them. Samples come from G in eval mode (BatchNorm running
     statistics), from a fixed z, so epochs compare like with like.
@@ -32,7 +42,9 @@ class SampleQuality(Callback):
 
     Args:
         every_n_epochs: how often to score; the last epoch is always scored.
-        num_fake: generated images per score (10k is the usual FID-10k).
+        num_fake: generated images per score against held-out images (10k is the usual FID-10k).
+        num_fake_train: generated images per score against the training images (5k: fid5k-train).
+        samples_dir: where the copy check's grids go (None: logged only).
         inception_weights: a local TorchScript TF-Inception (see `make fid-weights`), or None for torchmetrics'
             own Inception, which torch-fidelity downloads.
         cache_dir: where real-image features are kept.
@@ -40,6 +52,7 @@ class SampleQuality(Callback):
         min_heldout: the fewest held-out images to score against; below it the training images are used.
         extractor_precision: fp32, or bf16 for monitoring only: faster on CPUs with AMX, but its scores differ from
             fp32's, so they are logged as val/fid_bf16, val/kid_bf16, ... and never as val/fid.
+        summary_file: every score, its time and the metrics' share of the run's wall time, as JSON in the run folder.
     """
 
     def __init__(
@@ -51,14 +64,22 @@ class SampleQuality(Callback):
         batch_size: int = 250,
         min_heldout: int = 1000,
         extractor_precision: str = "fp32",
+        num_fake_train: int = 5_000,
+        samples_dir: str | None = None,
+        summary_file: str = "sample_quality.json",
     ) -> None:
         self.every_n_epochs, self.num_fake, self.batch_size = every_n_epochs, num_fake, batch_size
+        self.num_fake_train, self.summary_file = num_fake_train, summary_file
+        self.samples_dir = Path(samples_dir) if samples_dir else None
         self.extractor_precision = extractor_precision
         self.suffix = "" if extractor_precision == "fp32" else f"_{extractor_precision}"  # val/fid_bf16
         self.inception_weights, self.cache_dir, self.min_heldout = inception_weights, Path(cache_dir), min_heldout
         self._extractor: FIDFeatures | None = None
         self.reference: Reference | None = None
         self.last: dict[str, float | int] = {}
+        self.scores: list[dict] = []  # every score of this run, with its epoch and seconds
+        self.seconds = 0.0  # spent scoring
+        self._start = 0.0
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # At start-up, not after the first epoch. A file the user named must load; the default download may
@@ -72,7 +93,19 @@ class SampleQuality(Callback):
             return
         # Lightning has set up the data module by now, so its split sizes are known before any training.
         self.reference = choose_reference(trainer.datamodule, self.min_heldout)
-        info(log, f"FID/KID reference: {self.reference.describe()}")
+        info(log, f"FID/KID reference: {self.reference.describe()}; protocol {self.protocol}")
+
+    @property
+    def samples(self) -> int:
+        """Generated images per score: fewer against a small training set, as the few-shot papers score."""
+        return self.num_fake_train if self.reference.split == "train" else self.num_fake
+
+    @property
+    def protocol(self) -> str:
+        return self.reference.protocol(self.samples)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._extractor is None:
@@ -82,12 +115,15 @@ class SampleQuality(Callback):
         if epoch % self.every_n_epochs and not last and not trainer.should_stop:
             return
         result: dict | None = None
+        started = time.perf_counter()
         if trainer.is_global_zero:
             try:
                 result = self.score(trainer, pl_module)
             except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
                 result = {"error": f"{type(e).__name__}: {e}"}
         result = trainer.strategy.broadcast(result, src=0)
+        self.seconds += time.perf_counter() - started
+        self.scores.append({"epoch": epoch, "seconds": round(time.perf_counter() - started, 2), **result})
         if "error" in result:
             log.error(
                 f"epoch {trainer.current_epoch}: FID/KID failed and were skipped ({result['error']}); training "
@@ -95,23 +131,63 @@ class SampleQuality(Callback):
             )
             return
         previous, self.last = self.last, result
-        for name in ("fid", "kid", "precision", "recall"):
+        names = ("fid", "kid", "precision", "recall") + (("nn_ratio",) if "nn_ratio" in result else ())
+        for name in names:
             # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
             pl_module.log(f"val/{name}{self.suffix}", float(result[name]), on_epoch=True, sync_dist=False)
+        copies = f", nn_ratio {result['nn_ratio']:.2f}" if "nn_ratio" in result else ""
         info(
             log,
             f"epoch {trainer.current_epoch}: FID{self.suffix} {result['fid']:.2f}, KID {result['kid']:.4f}, "
-            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}",
+            f"precision {result['precision']:.3f}, recall {result['recall']:.3f}{copies} ({self.protocol})",
         )
-        collapse = mode_collapse_warning(previous, result) if previous else None
-        if collapse and trainer.is_global_zero:
-            log.warning(f"epoch {trainer.current_epoch}: {collapse}")
+        warnings = [mode_collapse_warning(previous, result) if previous else None, result.get("copy_warning")]
+        for warning in filter(None, warnings):
+            if trainer.is_global_zero:
+                log.warning(f"epoch {trainer.current_epoch}: {warning}")
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._extractor is None or not trainer.is_global_zero:
+            return
+        wall = time.perf_counter() - self._start
+        share = self.seconds / wall if wall > 0 else 0.0
+        info(
+            log,
+            f"metrics: {len(self.scores)} scores ({self.protocol}) took {self.seconds:.0f} s, {share:.0%} of the "
+            f"{wall:.0f} s from the first batch to the end",
+        )
+        summary = {
+            "protocol": self.protocol,
+            "reference": self.reference.as_dict(),
+            "extractor": self._extractor.name,
+            "metrics_seconds": self.seconds,
+            "wall_seconds": wall,
+            "metrics_share": share,
+            "scores": self.scores,
+        }
+        path = Path(trainer.default_root_dir) / self.summary_file
+        with skip_on_write_error(path):
+            path.write_text(json.dumps(summary, indent=2) + "\n")
 
     @torch.no_grad()
     def score(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float | int]:
         device = pl_module.device
         extractor = self._extractor.to(device)
-        real = real_split_features(extractor, trainer.datamodule, self.reference.split, device, self.cache_dir)
+        dm = trainer.datamodule
+        real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir)
         sampler = sampling_generator(trainer, pl_module)
-        fake = features(extractor, generated(sampler, self.num_fake, pl_module.hparams.nz, device), device)
-        return fid_kid(extractor, real, fake, device)
+        samples = generated(sampler, self.samples, pl_module.hparams.nz, device)
+        if self.reference.split != "train":
+            return fid_kid(extractor, real, features(extractor, samples, device), device)
+        images = torch.cat([batch.cpu() for batch in samples])  # kept for the grid: 5k at 64x64 is 61 MB
+        fake = features(extractor, images.split(self.batch_size), device)
+        check = nearest_real(real, fake)
+        grid = nearest_grid(images, dm.split_dataset("train"), check)
+        epoch = trainer.current_epoch + 1
+        caption = f"epoch {epoch}: the 16 samples nearest the training set (rows 1, 3) above their nearest images"
+        if self.samples_dir is not None:
+            with skip_on_write_error(self.samples_dir / f"nearest_epoch_{trainer.current_epoch:03d}.png"):
+                self.samples_dir.mkdir(parents=True, exist_ok=True)
+                save_image(grid, self.samples_dir / f"nearest_epoch_{trainer.current_epoch:03d}.png")
+        log_image(trainer, "samples/nearest_real", grid, step=epoch, caption=caption)
+        return {**fid_kid(extractor, real, fake, device), **check.as_dict(), "copy_warning": check.warning()}

@@ -75,6 +75,18 @@ class Reference:
         name = "held-out" if self.split == "heldout" else "training"
         return f"the {self.num_images} {name} images ({self.why})"
 
+    def protocol(self, num_fake: int) -> str:
+        """The short name papers use: fid5k-train is 5,000 samples against all the training images."""
+        return f"fid{num_fake / 1000:g}k-{self.split}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "split": self.split,
+            "is_training_set": self.split == "train",
+            "num_images": self.num_images,
+            "why": self.why,
+        }
+
 
 def choose_reference(dm: object, min_heldout: int) -> Reference:
     """The held-out split when it has `min_heldout` images, else the training split; refuse when both are too small.

@@ -1,0 +1,90 @@
+"""Where should the copy check warn? nn_ratio on real photos for new images of the same kind, and for copies.
+
+    python benchmarks/copy_check_calibration.py --weights data/fid/default_1.pt --train DIR --others DIR
+
+`--train` is a folder as `experiment=space` trains on it (its training split, 95%, is the reference, as in
+val/nn_ratio); `--others` holds more photos of the same kind that the run never sees. Printed (and written to
+result.json): nn_ratio of all the others, its spread over `--subsets` random subsets of the training split's size,
+and the ratio of the training images themselves with Gaussian pixel noise of a few sigmas (copies). The warning
+threshold of `dcgan_lit/metrics/copy_check.py` sits below the others' spread and above the noisy copies.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dcgan_lit.metrics.copy_check import COPY_WARNING_RATIO, nearest_real  # noqa: E402
+from dcgan_lit.metrics.features import load_extractor  # noqa: E402
+from dcgan_lit.metrics.quality import features, real_split_features  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, required=True, help="the TF-Inception TorchScript (make fid-weights)")
+    parser.add_argument("--train", type=Path, required=True, help="the folder a run trains on")
+    parser.add_argument("--others", type=Path, required=True, help="photos of the same kind the run never sees")
+    parser.add_argument("--subsets", type=int, default=200)
+    parser.add_argument("--noise", type=float, nargs="*", default=[2, 4, 8, 16, 32], help="pixel sigmas of copies")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "copy_check_calibration")
+    args = parser.parse_args()
+    out, weights = args.out.resolve(), str(args.weights.resolve())
+    train_root, others_root = args.train.resolve(), args.others.resolve()
+    os.chdir(REPO)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("train", overrides=["experiment=space", f"data.root={train_root}"])
+        others_cfg = compose("train", overrides=["experiment=space", f"data.root={others_root}", "data.val_fraction=0"])
+    dm, others_dm = instantiate(cfg.data), instantiate(others_cfg.data)
+    dm.setup("fit")
+    others_dm.setup("fit")
+    extractor = load_extractor(weights).to(device)
+    start = time.perf_counter()
+    cache = Path(cfg.metrics.cache_dir)
+    real = real_split_features(extractor, dm, "train", device, cache)
+    others = real_split_features(extractor, others_dm, "train", device, cache)
+    train_images = dm.split_dataset("train").images
+    g = torch.Generator().manual_seed(0)
+    noisy = {}
+    for sigma in args.noise:
+        copies = (train_images.float() + sigma * torch.randn(train_images.shape, generator=g)).round().clamp(0, 255)
+        noisy[sigma] = nearest_real(real, features(extractor, copies.to(torch.uint8).split(100), device)).ratio
+    subsets = torch.tensor(
+        [
+            nearest_real(real, others[torch.randperm(len(others), generator=g)[: len(real)]]).ratio
+            for _ in range(args.subsets)
+        ]
+    )
+    report = {
+        "extractor": extractor.name,
+        "num_train": len(real),
+        "num_others": len(others),
+        "others_ratio": nearest_real(real, others).ratio,
+        "others_subsets": {
+            "size": len(real),
+            "count": args.subsets,
+            "min": float(subsets.min()),
+            "p05": float(subsets.quantile(0.05)),
+            "median": float(subsets.median()),
+            "max": float(subsets.max()),
+        },
+        "noisy_copies": {str(k): v for k, v in noisy.items()},
+        "warn_below": COPY_WARNING_RATIO,
+        "seconds": time.perf_counter() - start,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
