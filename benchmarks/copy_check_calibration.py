@@ -52,7 +52,8 @@ def main() -> None:
     cache = Path(cfg.metrics.cache_dir)
     real = real_split_features(extractor, dm, "train", device, cache)
     others = real_split_features(extractor, others_dm, "train", device, cache)
-    train_images = dm.split_dataset("train").images
+    split = dm.split_dataset("train")
+    train_images = torch.stack([split[i] for i in range(len(split))])
     g = torch.Generator().manual_seed(0)
     noisy = {}
     for sigma in args.noise:

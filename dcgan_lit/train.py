@@ -73,7 +73,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resumed_at = ckpt.get("global_step")
         info(log, f"resuming {cfg.ckpt_path}: epoch {ckpt.get('epoch')}, {resumed_at} optimizer steps done")
     callbacks = instantiate_group(cfg.get("callbacks"))
-    if cfg.get("metrics"):
+    # metrics=none leaves it null, or holding only what an experiment tunes for its scores (experiment=space's cadence)
+    if cfg.get("metrics") and cfg.metrics.get("_target_"):
         callbacks.append(instantiate(cfg.metrics))
     # What every run needs, whatever the callbacks group lists: NaN safety, exact resumes, and the settings that
     # generate and evaluate rebuild the nets from.
