@@ -7,9 +7,10 @@ memorizes them, and a DCGAN given 200 images does. In the same Inception feature
              / median over training images of (distance to the nearest *other* training image)
 
 1 means samples are as close to the training set as its own images are to each other. New images of the same kind
-score about 1 (measured: 1.02 for 355 held-out space photos against 200 training ones, BENCHMARKS.md), a
-generator whose samples are blurrier or off-distribution scores above 1, and copies, exact or with a little noise,
-score far below it.
+score about 1 (1.03 for 355 space photos the run never saw, against its 190 training ones; BENCHMARKS.md, "The
+copy check"), a generator whose samples are blurrier or off-distribution scores above 1, and copies score below
+it: 0 exactly, 0.59 and 0.81 with pixel noise of sigma 2 and 4 (of 255). Inception reads stronger noise on a
+black sky as new texture (sigma 8 scores 1.01), so the check catches close copies; the grid is for the rest.
 """
 
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.utils import make_grid
 
-# Below this, samples sit closer to training images than 19 in 20 of the held-out photos' subsets do (BENCHMARKS.md,
-# "The copy check"): too close to be new images of the kind, so the run is likely reproducing its training set.
-COPY_WARNING_RATIO = 0.8
+# Below this, samples sit closer to the training images than any of 200 subsets of unseen photos did (lowest 0.99)
+# and as close as copies with pixel noise of sigma 4 (0.81): BENCHMARKS.md, "The copy check".
+COPY_WARNING_RATIO = 0.9
 
 
 @dataclass(frozen=True)
