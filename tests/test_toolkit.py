@@ -219,6 +219,28 @@ def test_ema_warm_up_and_frequency_pick_the_steps_averaged() -> None:
         GeneratorEMA(update_every_n_steps=0)
 
 
+def test_ema_warmup_lowers_the_decay_of_the_first_updates_as_tensorflow_does() -> None:
+    from torch.optim.swa_utils import AveragedModel
+
+    from dcgan_lit.callbacks.ema import ema_update
+
+    def average_after(steps: int, warmup: bool) -> float:
+        model = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(model.weight)
+        averaged = AveragedModel(model, multi_avg_fn=ema_update(0.999, warmup), use_buffers=True)
+        averaged.update_parameters(model)  # the first update copies G's init (0)
+        with torch.no_grad():
+            model.weight.fill_(1.0)  # G has moved away from its init
+        for _ in range(steps):
+            averaged.update_parameters(model)
+        return averaged.module.weight.item()
+
+    # n = 1, 2, 3 updates after the copy: decays 2/11, 3/12, 4/13, so the init's share is their product.
+    assert average_after(3, warmup=True) == pytest.approx(1 - (2 / 11) * (3 / 12) * (4 / 13), abs=1e-6)
+    assert average_after(3, warmup=False) == pytest.approx(1 - 0.999**3, abs=1e-6)
+    assert average_after(760, warmup=True) > 0.99 > 0.6 > average_after(760, warmup=False)  # 0.999^760 = 0.47
+
+
 def test_diffaugment_is_differentiable_random_and_shape_preserving() -> None:
     x = (torch.rand(6, 3, 16, 16) * 2 - 1).requires_grad_()
     policy = parse_policy("color,translation,cutout")
