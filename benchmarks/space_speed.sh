@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 declare -A VARIANTS=(
   [now]=""
   [now_cached]="data.gpu_cache=true"
-  [now_cached_ckpt10]="data.gpu_cache=true last_checkpoint.every_n_epochs=10"
+  [now_cached_ckpt10]="data.gpu_cache=true callbacks.last_checkpoint.every_n_epochs=10"
 )
 run() {  # name, folder, overrides...
   local name=$1 dir=$2; shift 2

@@ -52,7 +52,7 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
     real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir))
     nz = run_config["model"]["nz"]
     images = torch.cat([b.cpu() for b in generated(generator, num_fake, nz, device, seed=cfg.seed)])
-    fake = features(extractor, images.split(m.batch_size), device)
+    fake = features(extractor, [images], device, m.batch_size)
     scores = fid_kid(extractor, real, fake, device)
     copy_check = None
     if reference.split == "train":  # only against the training images can samples be copies of them

@@ -61,7 +61,7 @@ class SampleQuality(Callback):
         num_fake: int = 10_000,
         inception_weights: str | None = None,
         cache_dir: str = "data/cache",
-        batch_size: int = 250,
+        batch_size: int = 50,
         min_heldout: int = 1000,
         extractor_precision: str = "fp32",
         num_fake_train: int = 5_000,
@@ -178,9 +178,9 @@ class SampleQuality(Callback):
         sampler = sampling_generator(trainer, pl_module)
         samples = generated(sampler, self.samples, pl_module.hparams.nz, device)
         if self.reference.split != "train":
-            return fid_kid(extractor, real, features(extractor, samples, device), device)
+            return fid_kid(extractor, real, features(extractor, samples, device, self.batch_size), device)
         images = torch.cat([batch.cpu() for batch in samples])  # kept for the grid: 5k at 64x64 is 61 MB
-        fake = features(extractor, images.split(self.batch_size), device)
+        fake = features(extractor, [images], device, self.batch_size)
         check = nearest_real(real, fake)
         grid = nearest_grid(images, dm.split_dataset("train"), check)
         epoch = trainer.current_epoch + 1

