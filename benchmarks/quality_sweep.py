@@ -139,7 +139,8 @@ def evaluate(run: Run, num_fake: int, weights: list[str], extra: list[str]) -> N
     report = run.dir / "final_fid.json"
     data_dir = [o for o in extra if o.startswith("paths.data_dir=")]  # the runs' feature cache
     cmd = [sys.executable, "-m", "dcgan_lit.evaluate", f"ckpt_path={run.dir / 'checkpoints' / 'last.ckpt'}",
-           f"metrics.num_fake={num_fake}", f"out={report}", *weights, *data_dir]  # fmt: skip
+           f"metrics.num_fake={num_fake}", f"metrics.num_fake_train={num_fake}", f"out={report}", *weights,
+           *data_dir]  # fmt: skip
     print(f"score {run.preset} seed {run.seed}: FID of {num_fake} samples", flush=True)
     with open(run.dir / "evaluate.log", "w") as log:
         proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -161,3 +161,13 @@ def test_a_resumed_runs_gif_leaves_out_grids_that_are_gone_with_a_warning(
         train(tiny_cfg("trainer.max_epochs=3", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=second))
     assert Image.open(second / "artifacts" / "progress.gif").n_frames == 2
     assert any("1 grids of the run this one resumed are gone" in r.getMessage() for r in caplog.records)
+
+
+def test_the_last_epoch_writes_last_ckpt_whatever_its_cadence(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """callbacks.last_checkpoint.every_n_epochs=5 over 2 epochs: the run still ends with its final weights saved."""
+    from tests.conftest import load_checkpoint
+
+    train(tiny_cfg("callbacks.last_checkpoint.every_n_epochs=5", "trainer.max_epochs=2"))
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["epoch"] == 1

@@ -1,12 +1,14 @@
 """checkpoints/last.ckpt after every epoch, beside a ModelCheckpoint that keeps periodic ones."""
 
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from dcgan_lit.lightning_internals import callback_state_key
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """Overwrites `dirpath/last.ckpt` every `every_n_epochs` epochs.
+    """Overwrites `dirpath/last.ckpt` every `every_n_epochs` epochs, and after the last epoch whatever its number, so
+    a run always ends with a last.ckpt of its final weights (every_n_epochs=10 over 15 epochs saves at 10 and 15).
 
     ModelCheckpoint(save_last=True) only refreshes last.ckpt when it also saves a periodic checkpoint, so a
     resumable file every epoch needs a second instance. Lightning tells instances apart by a state key built
@@ -28,6 +30,13 @@ class LastCheckpoint(ModelCheckpoint):
             every_n_epochs, every_n_train_steps = 1, 0
         triggers = {"every_n_epochs": every_n_epochs or 0, "every_n_train_steps": every_n_train_steps or 0}
         self._key_settings = {"filename": "last", **triggers}
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        final = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+        saved = self._last_global_step_saved == trainer.global_step
+        if (final or trainer.should_stop) and not saved and not self._should_skip_saving_checkpoint(trainer):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
 
     @property
     def state_key(self) -> str:
