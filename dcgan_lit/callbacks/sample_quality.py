@@ -122,8 +122,9 @@ class SampleQuality(Callback):
             except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
                 result = {"error": f"{type(e).__name__}: {e}"}
         result = trainer.strategy.broadcast(result, src=0)
-        self.seconds += time.perf_counter() - started
-        self.scores.append({"epoch": epoch, "seconds": round(time.perf_counter() - started, 2), **result})
+        seconds = time.perf_counter() - started
+        self.seconds += seconds
+        self.scores.append({"epoch": epoch, "seconds": round(seconds, 2), **result})
         if "error" in result:
             log.error(
                 f"epoch {trainer.current_epoch}: FID/KID failed and were skipped ({result['error']}); training "
