@@ -6,7 +6,8 @@ For 10,000 generated images against cached real features (what `evaluate` and `v
 features are cached):
   1. sampling: the fashion_mnist_32 generator (nz 100, ngf 64, 32x32, nc 1) makes 10k uint8 images;
   2. resize: uint8 -> float, bilinear to 299x299, (x - 128) / 128, channels-last (FIDFeatures' own steps);
-  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to 10k;
+  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to 10k, both as the TorchScript
+     file runs as loaded and as `cpu_graph` rewrites it (what `evaluate` and `val/fid` run on a CPU);
   4. FID statistics (torchmetrics: means, covariances, the matrix square root), 10k against 10k features;
   5. KID (100 subsets of 1,000); 6. precision and recall (torch-fidelity's k-NN, k=3), 10k against 10k.
 Stages 4 to 6 run on random features of the right shape: their cost does not depend on the values.
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from dcgan_lit.metrics.features import FIDFeatures
+from dcgan_lit.metrics.features import FIDFeatures, cpu_graph
 from dcgan_lit.metrics.precision_recall import precision_recall
 from dcgan_lit.metrics.quality import KID_SUBSETS, generated
 from dcgan_lit.nets.generator import Generator
@@ -59,10 +60,13 @@ def main() -> None:
     with torch.no_grad():
         rows["resize to 299, normalize, NHWC"] = seconds(lambda: [resize(b) for b in batches]) * NUM / args.images
         inputs = [resize(b) for b in batches]
-        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-                net(inputs[0][:2])  # warm-up: oneDNN picks its kernels
-                rows[f"Inception forward, {name}"] = seconds(lambda: [net(x) for x in inputs]) * NUM / args.images
+        nets = {"TorchScript as loaded": net, "cpu_graph": cpu_graph(net)}
+        for (kind, model), name in ((k, p) for k in nets.items() for p in ("fp32", "bf16")):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
+                for _ in range(2):  # warm-up: oneDNN picks its kernels, TorchScript profiles its first runs
+                    model(inputs[0][:2])
+                run = seconds(lambda: [model(x) for x in inputs]) * NUM / args.images  # noqa: B023
+                rows[f"Inception forward, {name}, {kind}"] = run
 
     real, fake = torch.randn(NUM, 2048).double().abs(), torch.randn(NUM, 2048).double().abs()
     passthrough = FIDFeatures(torch.nn.Identity(), tf_range=False, name="features")
@@ -87,9 +91,10 @@ def main() -> None:
     print("|---|---|")
     for name, value in rows.items():
         print(f"| {name} | {value:.1f} |")
-    for name in ("fp32", "bf16"):
-        total = sum(v for k, v in rows.items() if "Inception" not in k) + rows[f"Inception forward, {name}"]
-        print(f"| **total with Inception in {name}** | **{total:.0f}** ({total / 60:.1f} min) |")
+    rest = sum(v for k, v in rows.items() if "Inception" not in k)
+    for name in (k for k in rows if "Inception" in k):
+        total = rest + rows[name]
+        print(f"| **total, {name.removeprefix('Inception forward, ')}** | **{total:.0f}** ({total / 60:.1f} min) |")
 
 
 if __name__ == "__main__":
