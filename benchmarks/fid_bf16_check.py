@@ -24,7 +24,10 @@ TOLERANCE = 0.005  # the issue's: within 0.5% of the fp32 FID
 
 
 def evaluate(ckpt: Path, precision: str, weights: Path, num: int, out: Path) -> dict:
-    """One `python -m dcgan_lit.evaluate` run; its JSON report, with the wall seconds added."""
+    """One `python -m dcgan_lit.evaluate` run; its JSON report, with the wall seconds added. A report already at
+    `out` for the same checkpoint is reused, so an interrupted check goes on where it stopped."""
+    if out.is_file() and (report := json.loads(out.read_text())).get("checkpoint") == str(ckpt):
+        return {"seconds": float("nan"), **report}  # nan: timed by an earlier, interrupted check
     command = [
         sys.executable,
         "-m",
@@ -39,6 +42,7 @@ def evaluate(ckpt: Path, precision: str, weights: Path, num: int, out: Path) -> 
     subprocess.run(command, cwd=REPO, check=True)
     report = json.loads(out.read_text())
     report["seconds"] = time.perf_counter() - start
+    out.write_text(json.dumps(report, indent=2))
     return report
 
 

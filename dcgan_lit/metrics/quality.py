@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the way real images become features changes (quantization, resize), so old caches are not reused.
 FEATURES_FORMAT = 2
+KID_SEED = 0  # KID's subsets
 MIN_REAL_IMAGES = 50  # below this a data set is refused for scoring rather than given a meaningless FID
 KID_SUBSET = 1000  # torchmetrics' default; smaller sets use subsets of their own size
 KID_SUBSETS = 100
@@ -142,7 +143,11 @@ def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.de
     for metric in (fid, kid):
         metric.update(real.to(device), real=True)
         metric.update(fake.to(device), real=False)
-    kid_mean, kid_std = kid.compute()
+    # KID draws its subsets from torch's global generator: seeded apart, the same features always give the same
+    # KID, and scoring mid-run leaves the training's random stream (z, DiffAugment) as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(KID_SEED)
+        kid_mean, kid_std = kid.compute()
     precision, recall = precision_recall(real, fake)
     return {
         "fid": float(fid.compute()),
