@@ -36,7 +36,12 @@ TINY: list[str] = [
 ]
 
 
-NON_DCGAN_EXPERIMENTS = ("experiment=mlp_gan", "experiment=dcgan_upsample")
+# The width keys that an experiment's nets do not have (no ngf in an upsampling G, none at all in the MLP GAN).
+NO_WIDTH_KEYS = {
+    "experiment=mlp_gan": ("model.generator.ngf", "model.discriminator.ndf"),
+    "experiment=dcgan_upsample": ("model.generator.ngf", "model.discriminator.ndf"),
+    "experiment=fewshot": ("model.generator.ngf",),
+}
 
 
 def cli(module: str, *args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -87,8 +92,10 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         # Group choices go first so that the shrinking overrides apply to the chosen data set.
         data = [] if any(g.startswith(("data=", "experiment=")) for g in groups) else ["data.num_images=120"]
         tiny = [o for o in TINY if not (o.startswith("trainer=") and any(g.startswith("trainer=") for g in groups))]
-        if any(o.startswith("model=") or o in NON_DCGAN_EXPERIMENTS for o in overrides):  # no ngf/ndf there
-            tiny = [o for o in tiny if not o.startswith(("model.generator.ngf", "model.discriminator.ndf"))]
+        absent = {k for o in overrides for k in NO_WIDTH_KEYS.get(o, ())}
+        if any(o.startswith("model=") for o in overrides):  # another model's nets: no ngf/ndf to count on
+            absent |= {"model.generator.ngf", "model.discriminator.ndf"}
+        tiny = [o for o in tiny if not o.startswith(tuple(absent))]
         rest = [o for o in overrides if o not in groups]
         paths = [f"paths.output_dir={out}", f"paths.data_dir={tmp_path / 'data'}"]
         return compose_train([*groups, *tiny, *data, *paths, *rest])
