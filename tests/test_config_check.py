@@ -1,10 +1,13 @@
 """Values that cannot work are refused before training, naming the key."""
 
+from collections.abc import Callable
+
 import pytest
+from omegaconf import DictConfig
 
 from dcgan_lit.config_check import check_config
 from dcgan_lit.errors import ConfigError
-from tests.conftest import CONF_DIR, compose_train
+from tests.conftest import CONF_DIR, compose_train, exits
 
 
 @pytest.mark.parametrize(
@@ -76,3 +79,17 @@ def test_good_configs_pass(overrides: list[str]) -> None:
     check_config(cfg)  # raises ConfigError for any value it refuses
     if overrides[0].startswith("experiment=") and overrides[0].removeprefix("experiment=") not in ON_BUILT_IN_DATA:
         assert cfg.metrics is not None  # every experiment on real data scores FID: its metric settings were checked
+
+
+def test_a_removed_key_that_another_key_reads_is_one_line_naming_both(
+    tiny_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture
+) -> None:
+    """`~model.generator.kernel_size` (D reads it) ended in omegaconf's InterpolationKeyError traceback."""
+    from dcgan_lit.train import run
+
+    code, stderr = exits(run, tiny_cfg("~model.generator.kernel_size"), capsys)
+    assert code == 2 and stderr == (
+        "error: model.discriminator.kernel_size: Interpolation key 'generator.kernel_size' not found: a key it "
+        "refers to was removed (~) or misspelled; set model.discriminator.kernel_size itself too, or keep the key "
+        "it refers to.\n"
+    )
