@@ -8,7 +8,7 @@ batch, or dropping a callback's state from its checkpoints.
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -44,6 +44,18 @@ def callback_state_key(callback: Callback, **settings: Any) -> str:
     and the keys of checkpoints already written still match.
     """
     return callback._generate_state_key(**settings)
+
+
+def save_unless_saved(checkpoint: ModelCheckpoint, trainer: Trainer) -> None:
+    """Save `checkpoint`'s file now, off its cadence, unless it already saved at this global step or would skip it.
+
+    Uses ModelCheckpoint's own bookkeeping and save path (`_last_global_step_saved`, `_should_skip_saving_checkpoint`,
+    `_save_topk_checkpoint`, `_monitor_candidates`): the public `trainer.save_checkpoint` would write the file but
+    not record it, so the callback's state in the checkpoint would not know it was saved.
+    """
+    if checkpoint._last_global_step_saved == trainer.global_step or checkpoint._should_skip_saving_checkpoint(trainer):
+        return
+    checkpoint._save_topk_checkpoint(trainer, checkpoint._monitor_candidates(trainer))
 
 
 def write_summary(writer: SummaryWriter, summary: Any) -> None:

@@ -10,7 +10,13 @@ from omegaconf import DictConfig
 
 from dcgan_lit.callbacks.ema import GeneratorEMA, sampling_generator
 from dcgan_lit.callbacks.last_checkpoint import LastCheckpoint
-from dcgan_lit.lightning_internals import averaged_model, callback_state_key, epoch_position, write_summary
+from dcgan_lit.lightning_internals import (
+    averaged_model,
+    callback_state_key,
+    epoch_position,
+    save_unless_saved,
+    write_summary,
+)
 from dcgan_lit.module import DCGAN
 
 
@@ -88,4 +94,38 @@ def test_a_ready_made_summary_reaches_the_event_file(tmp_path: Path) -> None:
     assert [e.value for e in acc.Scalars("val/fid")] == [12.5], (
         "torch's SummaryWriter._get_file_writer() changed: update dcgan_lit/lightning_internals.py write_summary(), "
         "or the HParams tab stays empty."
+    )
+
+
+class SaveTwice(L.Callback):
+    """At the first epoch's end, off the checkpoint's cadence: save it, then ask again at the same step."""
+
+    def __init__(self, checkpoint: ModelCheckpoint) -> None:
+        self.checkpoint, self.files = checkpoint, []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for _ in range(2):
+            save_unless_saved(self.checkpoint, trainer)
+            self.files.append(sorted((p.name, p.stat().st_mtime_ns) for p in Path(self.checkpoint.dirpath).iterdir()))
+
+
+def test_a_checkpoint_saves_off_its_cadence_once_per_step(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    cfg = tiny_cfg()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", every_n_epochs=100)
+    saver = SaveTwice(checkpoint)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=2,
+        logger=False,
+        callbacks=[checkpoint, saver],
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))
+    first, second = saver.files
+    assert [name for name, _ in first] == ["last.ckpt"] and second == first, (
+        "ModelCheckpoint's _last_global_step_saved / _should_skip_saving_checkpoint / _save_topk_checkpoint / "
+        "_monitor_candidates changed: update dcgan_lit/lightning_internals.py save_unless_saved(), or a run whose "
+        "last epoch is off callbacks.last_checkpoint.every_n_epochs ends without last.ckpt."
     )

@@ -3,7 +3,8 @@
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from dcgan_lit.lightning_internals import callback_state_key
+from dcgan_lit.callbacks.cadence import ends_run
+from dcgan_lit.lightning_internals import callback_state_key, save_unless_saved
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -33,10 +34,8 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        final = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
-        saved = self._last_global_step_saved == trainer.global_step
-        if (final or trainer.should_stop) and not saved and not self._should_skip_saving_checkpoint(trainer):
-            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+        if ends_run(trainer):
+            save_unless_saved(self, trainer)
 
     @property
     def state_key(self) -> str:

@@ -12,6 +12,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.utils import save_image
 
+from dcgan_lit.callbacks.cadence import ends_run
 from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
@@ -111,8 +112,7 @@ class SampleQuality(Callback):
         if self._extractor is None:
             return
         epoch = trainer.current_epoch + 1
-        last = epoch >= trainer.max_epochs if trainer.max_epochs not in (None, -1) else False
-        if epoch % self.every_n_epochs and not last and not trainer.should_stop:
+        if epoch % self.every_n_epochs and not ends_run(trainer):
             return
         result: dict | None = None
         started = time.perf_counter()
