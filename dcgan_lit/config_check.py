@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 from torch import nn
 
 from dcgan_lit.errors import ConfigError
@@ -62,12 +63,29 @@ def require(cfg: DictConfig, key: str, example: str) -> None:
         raise ConfigError(f"{key} is not set: pass {example}.")
 
 
+def check_interpolations(cfg: DictConfig) -> None:
+    """Every `${...}` resolves: a key that another key reads and that was removed (`~model.generator.kernel_size`,
+    which D's kernel_size reads) or misspelled is named here, before Hydra's instantiate, whose own error has lost
+    the key."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as e:
+        if not isinstance(e, InterpolationKeyError):
+            return  # a resolver with no value here, e.g. ${hydra:...} outside a Hydra app: the user's key is fine
+        reason = str(e).strip().splitlines()[0]
+        raise ConfigError(
+            f"{e.full_key}: {reason}: a key it refers to was removed (~) or misspelled; set {e.full_key} itself "
+            "too, or keep the key it refers to."
+        ) from None
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that cannot work."""
 
     def get(key: str) -> Any:
         return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
 
+    check_interpolations(cfg)
     data = cfg.get("data")
     if data is not None and "root" in data.keys() and OmegaConf.is_missing(data, "root"):
         raise ConfigError("data.root is not set: pass data.root=path/to/your/images.")

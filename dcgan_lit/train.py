@@ -21,7 +21,6 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 
 from dcgan_lit.callbacks.divergence import DivergenceGuard
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
@@ -135,28 +134,6 @@ def user_error(e: BaseException) -> BaseException | None:
     return None
 
 
-def broken_interpolation(e: Exception, cfg: DictConfig) -> Exception:
-    """e, or a ConfigError naming the key whose `${...}` could not be resolved (e.g. after
-    `~model.generator.kernel_size`, which D's kernel_size reads): Hydra's instantiate resolves a copy of the
-    config, so its error has lost the key, and the whole config is resolved again to find it."""
-    cause: BaseException | None = e
-    while cause is not None and not isinstance(cause, InterpolationResolutionError):
-        cause = cause.__cause__
-    if cause is None:
-        return e
-    key = cause.full_key
-    if not key:
-        try:
-            OmegaConf.to_container(cfg, resolve=True)
-        except InterpolationResolutionError as found:
-            cause, key = found, found.full_key
-    reason = str(cause).strip().splitlines()[0]
-    return ConfigError(
-        f"{key or 'the config'}: {reason}: a key it refers to was removed (~) or misspelled; set {key or 'it'} "
-        "itself too, or keep the key it refers to."
-    )
-
-
 def failure(e: Exception, output_dir: Path | None) -> tuple[str, int]:
     """The one line that says why a run failed, and its exit code; a bug (no user error behind it) is named by its
     exception type, and its traceback goes to stderr."""
@@ -203,8 +180,7 @@ def run(cfg: DictConfig) -> float | None:
     except Interrupted as e:
         print(e, file=sys.stderr)
         sys.exit(128 + e.signum)  # what shells and schedulers expect of a job stopped by that signal
-    except Exception as raised:
-        e = broken_interpolation(raised, cfg)
+    except Exception as e:
         multirun, folder = in_multirun(), run_folder(cfg)
         line, code = failure(e, folder)
         if code == EXIT_BUG and not multirun:
