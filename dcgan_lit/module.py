@@ -81,6 +81,11 @@ class DCGAN(LightningModule):
                 "of a batch; set model.discriminator.batch_norm=false."
             )
         self.generator, self.discriminator = generator, discriminator
+        # Without BatchNorm, D scores each image on its own, so the real and the fake batch can go through D as one
+        # batch: half the D calls, spectral norm's power iteration once per D update (Miyato et al. 2018,
+        # Algorithm 1) rather than once per batch, and convolutions twice as wide (BENCHMARKS.md, issue 22).
+        # With BatchNorm they stay apart, as the DCGAN tutorial does: mixed batches change D's statistics.
+        self.joint_d_call = not any(isinstance(m, BATCH_NORMS) for m in discriminator.modules())
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         # A buffer, so it is saved in checkpoints and a resumed run keeps drawing the same grid.
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, nz))
@@ -173,7 +178,10 @@ class DCGAN(LightningModule):
 
     def discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """D's loss (times d_loss_weight, plus the weighted penalties) on a real and a fake batch, and its logits."""
-        d_real, d_fake = self.score(real), self.score(fake)
+        if self.joint_d_call:
+            d_real, d_fake = self.score(torch.cat([real, fake])).split([len(real), len(fake)])
+        else:
+            d_real, d_fake = self.score(real), self.score(fake)
         loss = self.hparams.d_loss_weight * self.loss.d(d_real, d_fake, self.hparams.real_label)
         for name, weight in self.penalties.items():
             loss = loss + weight * losses.PENALTIES[name].fn(self.score, real, fake)

@@ -1,5 +1,6 @@
 """The research toolkit, each piece chosen by config and run through the real training loop."""
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,10 +58,40 @@ def test_every_d_call_goes_through_diffaugment_the_penalty_included(tiny_cfg: Ca
     real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
     torch.manual_seed(0)
     model.discriminator_loss(real, fake)
-    assert len(seen) == 3  # D(aug(real)), D(aug(fake)), and the penalty's D(aug(mixed))
+    assert len(seen) == 2  # D(aug(real and fake)), one call as D has no BatchNorm, and the penalty's D(aug(mixed))
     # Translation pads with zeros: each batch D saw has zero rows or columns the raw images do not have.
     for images in seen:
         assert (images == 0).flatten(1).sum(1).gt(0).all()
+
+
+def test_a_discriminator_without_batchnorm_scores_real_and_fake_in_one_call(
+    tiny_cfg: Callable[..., DictConfig],
+) -> None:
+    """One D call per D update when D has no BatchNorm, with the logits separate calls give; two with it."""
+    real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    for overrides, batches in [((), [4, 4]), (("model.discriminator.batch_norm=false",), [8])]:
+        model = instantiate(tiny_cfg(*overrides).model)
+        seen: list[int] = []
+        hook = model.discriminator.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+        _, d_real, d_fake = model.discriminator_loss(real, fake)
+        assert seen == batches
+        hook.remove()
+        if len(batches) == 1:
+            assert torch.allclose(d_real, model.discriminator(real), atol=1e-6)
+            assert torch.allclose(d_fake, model.discriminator(fake), atol=1e-6)
+    # Spectral norm's power iteration runs at each training-mode call: once per D update now (Miyato et al. 2018,
+    # Algorithm 1), where two calls ran it twice.
+    model = instantiate(tiny_cfg("model.discriminator.batch_norm=false", "model.discriminator.spectral_norm=true").model)
+    twin = copy.deepcopy(model.discriminator)
+
+    def u(d: torch.nn.Module) -> torch.Tensor:
+        return d.main[0].parametrizations.weight[0]._u
+
+    model.discriminator_loss(real, fake)
+    twin(real)
+    assert torch.equal(u(model.discriminator), u(twin))
+    twin(fake)
+    assert not torch.equal(u(model.discriminator), u(twin))
 
 
 def test_spectral_norm_bounds_each_convolution() -> None:
