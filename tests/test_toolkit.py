@@ -69,9 +69,10 @@ def test_a_discriminator_without_batchnorm_scores_real_and_fake_in_one_call(
 ) -> None:
     """One D call per D update when D has no BatchNorm, with the logits separate calls give; two with it."""
     real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    seen: list[int] = []
     for overrides, batches in [((), [4, 4]), (("model.discriminator.batch_norm=false",), [8])]:
         model = instantiate(tiny_cfg(*overrides).model)
-        seen: list[int] = []
+        seen.clear()
         hook = model.discriminator.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
         _, d_real, d_fake = model.discriminator_loss(real, fake)
         assert seen == batches
@@ -81,7 +82,8 @@ def test_a_discriminator_without_batchnorm_scores_real_and_fake_in_one_call(
             assert torch.allclose(d_fake, model.discriminator(fake), atol=1e-6)
     # Spectral norm's power iteration runs at each training-mode call: once per D update now (Miyato et al. 2018,
     # Algorithm 1), where two calls ran it twice.
-    model = instantiate(tiny_cfg("model.discriminator.batch_norm=false", "model.discriminator.spectral_norm=true").model)
+    sn = ("model.discriminator.batch_norm=false", "model.discriminator.spectral_norm=true")
+    model = instantiate(tiny_cfg(*sn).model)
     twin = copy.deepcopy(model.discriminator)
 
     def u(d: torch.nn.Module) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""When a callback that acts every N epochs also acts: at the run's last epoch, so no run ends without the scores
-and the checkpoint of its final weights."""
+"""When a callback that acts every N epochs also acts: at the run's last epoch, so no run ends without the scores,
+the sample grid and the checkpoint of its final weights."""
 
 from lightning.pytorch import Trainer
 

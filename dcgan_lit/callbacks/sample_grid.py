@@ -8,6 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from dcgan_lit.callbacks.cadence import ends_run
 from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.logger_media import log_image
 from dcgan_lit.output_files import skip_on_write_error
@@ -19,7 +20,8 @@ class SampleGrid(Callback):
 
     Args:
         dirpath: folder for the PNG files.
-        every_n_epochs: how often to draw the grid.
+        every_n_epochs: how often to draw the grid; the run's last epoch always gets one, so every run ends with a
+            grid of its final weights.
         nrow: images per grid row.
         num_real: how many real training images go into the one-off `samples/real` grid (0 to skip).
     """
@@ -41,7 +43,7 @@ class SampleGrid(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self._real_logged:  # an epoch of fewer than num_real images: the grid holds them all
             self._write_real(trainer)
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 or ends_run(trainer):
             images = pl_module.sample_fixed(sampling_generator(trainer, pl_module))
             epoch = trainer.current_epoch + 1  # TensorBoard's slider then reads "after epoch N"
             name = f"epoch_{trainer.current_epoch:03d}.png"
