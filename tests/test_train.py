@@ -45,13 +45,13 @@ def test_tiny_run_writes_checkpoint_tensorboard_and_grids(tiny_cfg: Callable[...
     assert ckpt["hyper_parameters"]["lr_g"] == 2e-4 and ckpt["hyper_parameters"]["nz"] == 16
 
 
-
 def test_the_last_epoch_gets_a_grid_off_the_grid_cadence(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
     """A 3-epoch run drawing every 2 epochs used to end with no grid of its final weights."""
     run = tmp_path / "run"
     train(tiny_cfg("trainer.max_epochs=3", "callbacks.sample_grid.every_n_epochs=2"))
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "real.png"]
     assert [g.step for g in events(run).Images("samples/fixed_noise")] == [2, 3]
+
 
 def test_resume_continues_at_the_saved_step_with_the_same_fixed_noise(
     tiny_cfg: Callable[..., DictConfig], tmp_path: Path
