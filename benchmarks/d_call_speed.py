@@ -57,7 +57,7 @@ def main() -> None:
     real = torch.rand(cfg.data.batch_size, model.hparams.nc, model.hparams.image_size, model.hparams.image_size) * 2 - 1
     real = real.contiguous(memory_format=layout)
     print(f"{cfg.data.batch_size} images per batch, {args.precision}, {torch.get_num_threads()} threads")
-    if not model.joint_d_call:
+    if model.d_mixes_batch:
         raise SystemExit("this D has BatchNorm: it is always called on each batch apart")
     rates: dict[bool, list[float]] = {False: [], True: []}
     for warmup in range(20):

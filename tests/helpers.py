@@ -87,6 +87,28 @@ class SaveRankDraws(Callback):
         (self.dirpath / f"draws{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
+class CountDCalls(Callback):
+    """Records the batch size of every training-mode D call of each batch, in `dirpath/d_calls.json`."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.calls: list[list[int]] = [[]]
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        def record(module: torch.nn.Module, args: tuple) -> None:
+            if module.training:
+                self.calls[-1].append(len(args[0]))
+
+        pl_module.discriminator.register_forward_pre_hook(record)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
+        self.calls.append([])
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        (self.dirpath / "d_calls.json").write_text(json.dumps(self.calls[:-1]))
+
+
 class ReplayByCalling:
     """A CPU stand-in for CUDA graphs (cuda_graph_step.GraphBackend): capture records the function and runs
     nothing, as a CUDA capture runs no kernels; replay calls it again."""

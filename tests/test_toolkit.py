@@ -1,6 +1,7 @@
 """The research toolkit, each piece chosen by config and run through the real training loop."""
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 from dcgan_lit import losses
 from dcgan_lit.diffaugment import cutout, diff_augment, parse_policy
 from dcgan_lit.errors import ConfigError
+from dcgan_lit.module import joint_d_call_for
 from dcgan_lit.nets.discriminator import Discriminator
 from dcgan_lit.train import train
 from tests.conftest import load_checkpoint as load
@@ -58,32 +60,44 @@ def test_every_d_call_goes_through_diffaugment_the_penalty_included(tiny_cfg: Ca
     real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
     torch.manual_seed(0)
     model.discriminator_loss(real, fake)
-    assert len(seen) == 2  # D(aug(real and fake)), one call as D has no BatchNorm, and the penalty's D(aug(mixed))
+    assert len(seen) == 3  # D(aug(real)), D(aug(fake)), and the penalty's D(aug(mixed))
     # Translation pads with zeros: each batch D saw has zero rows or columns the raw images do not have.
     for images in seen:
         assert (images == 0).flatten(1).sum(1).gt(0).all()
 
 
-def test_a_discriminator_without_batchnorm_scores_real_and_fake_in_one_call(
-    tiny_cfg: Callable[..., DictConfig],
+def test_on_a_cpu_in_bf16_d_scores_real_and_fake_in_one_call(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
-    """One D call per D update when D has no BatchNorm, with the logits separate calls give; two with it."""
+    """Where D has no BatchNorm, one D call per D update on a bf16 CPU, with the logits two calls give."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert joint_d_call_for(False, cpu, "bf16-mixed")
+    assert not joint_d_call_for(True, cpu, "bf16-mixed")  # BatchNorm: D's statistics would mix the batches
+    assert not joint_d_call_for(False, cpu, "32-true") and not joint_d_call_for(False, gpu, "bf16-mixed")
+
+    no_bn = ("model.discriminator.batch_norm=false", "model.discriminator.spectral_norm=true")
+    for overrides, precision, per_batch in [
+        ((), "bf16-mixed", [4, 4, 4]),  # BatchNorm D: real, fake, then G's fake
+        (no_bn, "32-true", [4, 4, 4]),
+        (no_bn, "bf16-mixed", [8, 4]),  # real and fake together, then G's fake
+    ]:
+        out = tmp_path / f"{precision}{len(overrides)}"
+        train(tiny_cfg(*overrides, f"trainer.precision={precision}", "trainer.max_steps=3", "data.batch_size=4",
+                       "+callbacks.d_calls._target_=tests.helpers.CountDCalls", f"+callbacks.d_calls.dirpath={out}",
+                       output_dir=out))  # fmt: skip
+        assert json.loads((out / "d_calls.json").read_text()) == [per_batch] * 3
+
     real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
-    seen: list[int] = []
-    for overrides, batches in [((), [4, 4]), (("model.discriminator.batch_norm=false",), [8])]:
-        model = instantiate(tiny_cfg(*overrides).model)
-        seen.clear()
-        hook = model.discriminator.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
-        _, d_real, d_fake = model.discriminator_loss(real, fake)
-        assert seen == batches
-        hook.remove()
-        if len(batches) == 1:
-            assert torch.allclose(d_real, model.discriminator(real), atol=1e-6)
-            assert torch.allclose(d_fake, model.discriminator(fake), atol=1e-6)
+    model = instantiate(tiny_cfg("model.discriminator.batch_norm=false").model)
+    model.joint_d_call = True
+    _, d_real, d_fake = model.discriminator_loss(real, fake)
+    assert torch.allclose(d_real, model.discriminator(real), atol=1e-6)
+    assert torch.allclose(d_fake, model.discriminator(fake), atol=1e-6)
+
     # Spectral norm's power iteration runs at each training-mode call: once per D update now (Miyato et al. 2018,
     # Algorithm 1), where two calls ran it twice.
-    sn = ("model.discriminator.batch_norm=false", "model.discriminator.spectral_norm=true")
-    model = instantiate(tiny_cfg(*sn).model)
+    model = instantiate(tiny_cfg(*no_bn).model)
+    model.joint_d_call = True
     twin = copy.deepcopy(model.discriminator)
 
     def u(d: torch.nn.Module) -> torch.Tensor:
