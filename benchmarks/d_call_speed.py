@@ -16,6 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from dcgan_lit.memory_format import memory_format_for
 from dcgan_lit.module import DCGAN
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         cfg = compose("train", overrides=args.overrides)
     model: DCGAN = instantiate(cfg.model)
     bf16 = args.precision == "bf16"
-    layout = torch.channels_last if bf16 else torch.contiguous_format  # as memory_format_for picks
+    layout = memory_format_for(None, torch.device("cpu"), "bf16-mixed" if bf16 else "32-true")
     model.to(memory_format=layout)
     opt_g, opt_d = model.configure_optimizers()
     real = torch.rand(cfg.data.batch_size, model.hparams.nc, model.hparams.image_size, model.hparams.image_size) * 2 - 1

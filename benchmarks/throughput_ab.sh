@@ -21,7 +21,7 @@ for round in $(seq "$rounds"); do
     side_args=$([ "$side" = before ] && echo "${BEFORE_ARGS:-}" || echo "${AFTER_ARGS:-}")
     # shellcheck disable=SC2086
     (cd "$repo" && PYTHONPATH=$repo "$py" -m dcgan_lit.train trainer.max_steps="${STEPS:-300}" \
-      callbacks.throughput.warmup_batches=50 hydra.run.dir="$out/$side$round" paths.data_dir="$here/data" \
+      callbacks.throughput.warmup_batches=50 hydra.run.dir="$out/$side$round" paths.data_dir="$out/data" \
       +trainer.enable_progress_bar=false '~callbacks.progress_bar' ${ARGS:-} $side_args > "$out/$side$round.log" 2>&1)
     "$py" -c "import json; d = json.load(open('$out/$side$round/throughput.json')); print('$side', $round, round(d['steady_images_per_sec'], 1), 'img/s', d['precision'])"
   done

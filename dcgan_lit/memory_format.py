@@ -6,13 +6,15 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from dcgan_lit.precision import cpu_bf16
+
 
 def memory_format_for(
     channels_last: bool | None, device: torch.device, precision: str = "32-true"
 ) -> torch.memory_format:
     """channels_last when asked to, or by default (None) on a GPU and on the CPU in bf16 (oneDNN's AMX kernels
     want NHWC); contiguous (NCHW) otherwise."""
-    default = device.type == "cuda" or (device.type == "cpu" and "bf16" in precision)
+    default = device.type == "cuda" or cpu_bf16(device, precision)
     wanted = channels_last if channels_last is not None else default
     return torch.channels_last if wanted else torch.contiguous_format
 

@@ -12,6 +12,7 @@ from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
 from dcgan_lit.diffaugment import diff_augment, parse_policy
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.memory_format import memory_format_for, relayout_optimizer_states
+from dcgan_lit.precision import cpu_bf16
 
 OptimizerFactory = Callable[..., Optimizer]  # a `_partial_: true` optimizer from YAML, completed with params and lr
 
@@ -29,7 +30,7 @@ def joint_d_call_for(d_mixes_batch: bool, device: torch.device, precision: str) 
     per batch). In fp32 it is 0.92x, so fp32 and the GPU path keep their two calls (BENCHMARKS.md, issue 22).
     With BatchNorm the batches stay apart, as the DCGAN tutorial keeps them: mixing them changes D's statistics.
     """
-    return not d_mixes_batch and device.type == "cpu" and "bf16" in precision
+    return not d_mixes_batch and cpu_bf16(device, precision)
 
 
 class DCGAN(LightningModule):

@@ -15,6 +15,11 @@ AUTO = "auto"
 CPUINFO = Path("/proc/cpuinfo")
 
 
+def cpu_bf16(device: torch.device, precision: str) -> bool:
+    """Whether a run trains on the CPU in bf16 autocast, the path whose layout and D calls are chosen for AMX."""
+    return device.type == "cpu" and "bf16" in precision
+
+
 def cpu_has_amx_bf16(cpuinfo: Path = CPUINFO) -> bool:
     """Whether the CPU advertises AMX tiles with bf16 (Linux's `amx_bf16` and `amx_tile` flags)."""
     try:
