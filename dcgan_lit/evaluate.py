@@ -48,7 +48,7 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
     reference = choose_reference(dm, m.min_heldout)
     num_fake = m.num_fake_train if reference.split == "train" else m.num_fake
     print(f"reference: {reference.describe()}; protocol {reference.protocol(num_fake)}")
-    extractor = load_extractor(m.inception_weights, m.extractor_precision).to(device)
+    extractor = load_extractor(m.inception_weights, m.extractor_precision, device).to(device)
     real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir))
     nz = run_config["model"]["nz"]
     images = torch.cat([b.cpu() for b in generated(generator, num_fake, nz, device, seed=cfg.seed)])
@@ -78,6 +78,7 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
             "samples": f"G in eval mode, z ~ N(0, I) with seed {cfg.seed}, quantized to uint8",
             "resolution": dm.image_size,
             "extractor": extractor.name,
+            "extractor_precision": extractor.chosen_by,
             "resize": "bilinear to 299x299, align_corners=False, no antialias; grayscale repeated to 3 channels",
             "kid": {"subsets": KID_SUBSETS, "subset_size": scores["kid_subset_size"]},
             "statistics": "torchmetrics FrechetInceptionDistance / KernelInceptionDistance; torch-fidelity "

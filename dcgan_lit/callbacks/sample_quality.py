@@ -18,12 +18,13 @@ from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.logger_media import log_image
 from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
-from dcgan_lit.metrics.features import FIDFeatures, load_extractor
+from dcgan_lit.metrics.features import PRECISIONS, FIDFeatures, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
 from dcgan_lit.output_files import skip_on_write_error
 
 log = logging.getLogger(__name__)
+SCORES = ("fid", "kid", "precision", "recall", "nn_ratio")  # logged as val/<name>, or val/<name>_bf16
 
 
 class SampleQuality(Callback):
@@ -51,8 +52,10 @@ class SampleQuality(Callback):
         cache_dir: where real-image features are kept.
         batch_size: images per extractor batch.
         min_heldout: the fewest held-out images to score against; below it the training images are used.
-        extractor_precision: fp32, or bf16 for monitoring only: faster on CPUs with AMX, but its scores differ from
-            fp32's, so they are logged as val/fid_bf16, val/kid_bf16, ... and never as val/fid.
+        extractor_precision: fp32; bf16 for monitoring only: faster on CPUs with AMX, but its scores differ from
+            fp32's, so they are logged as val/fid_bf16, val/kid_bf16, ... and never as val/fid; or auto: bf16 on a
+            GPU or an AMX-BF16 CPU, fp32 elsewhere (a CPU without AMX runs the bf16 Inception 7x slower). A
+            checkpoint callback that monitors one of these scores follows the name the chosen precision logs.
         summary_file: every score, its time and the metrics' share of the run's wall time, as JSON in the run folder.
     """
 
@@ -72,8 +75,12 @@ class SampleQuality(Callback):
         self.every_n_epochs, self.num_fake, self.batch_size = every_n_epochs, num_fake, batch_size
         self.num_fake_train, self.summary_file = num_fake_train, summary_file
         self.samples_dir = Path(samples_dir) if samples_dir else None
+        if extractor_precision not in PRECISIONS:
+            raise ConfigError(
+                f"metrics.extractor_precision={extractor_precision!r}: must be one of {', '.join(PRECISIONS)}."
+            )
         self.extractor_precision = extractor_precision
-        self.suffix = "" if extractor_precision == "fp32" else f"_{extractor_precision}"  # val/fid_bf16
+        self.suffix = ""  # "_bf16" once setup() has loaded a bf16 extractor: val/fid_bf16
         self.inception_weights, self.cache_dir, self.min_heldout = inception_weights, Path(cache_dir), min_heldout
         self._extractor: FIDFeatures | None = None
         self.reference: Reference | None = None
@@ -86,15 +93,34 @@ class SampleQuality(Callback):
         # At start-up, not after the first epoch. A file the user named must load; the default download may
         # fail offline, and then the run goes on without scores rather than not at all.
         try:
-            self._extractor = load_extractor(self.inception_weights, self.extractor_precision)
+            self._extractor = load_extractor(
+                self.inception_weights, self.extractor_precision, trainer.strategy.root_device
+            )
         except ConfigError as e:
             if self.inception_weights:
                 raise
             rank_zero_warn(f"{e} FID/KID are skipped in this run.")
             return
+        self.suffix = "_bf16" if self._extractor.bf16 else ""
+        info(log, f"FID/KID extractor: {self._extractor.name} ({self._extractor.chosen_by})")
+        self.point_checkpoints_at_scores(trainer)
         # Lightning has set up the data module by now, so its split sizes are known before any training.
         self.reference = choose_reference(trainer.datamodule, self.min_heldout)
         info(log, f"FID/KID reference: {self.reference.describe()}; protocol {self.protocol}")
+
+    def point_checkpoints_at_scores(self, trainer: Trainer) -> None:
+        """A checkpoint callback that monitors one of these scores (best.ckpt: val/fid) follows the name this run
+        logs it under: with metrics.extractor_precision=auto, val/fid_bf16 or val/fid depends on the machine, and
+        a monitor that never sees its key would keep no best.ckpt, silently (console.py quiets that warning)."""
+        for checkpoint in trainer.checkpoint_callbacks:
+            monitor = getattr(checkpoint, "monitor", None) or ""
+            score = monitor.removesuffix("_bf16")
+            if score in {f"val/{name}" for name in SCORES} and monitor != score + self.suffix:
+                checkpoint.monitor = score + self.suffix
+                info(
+                    log,
+                    f"{type(checkpoint).__name__} monitors {checkpoint.monitor}, the name scored here, not {monitor}",
+                )
 
     @property
     def samples(self) -> int:
@@ -132,8 +158,7 @@ class SampleQuality(Callback):
             )
             return
         previous, self.last = self.last, result
-        names = ("fid", "kid", "precision", "recall") + (("nn_ratio",) if "nn_ratio" in result else ())
-        for name in names:
+        for name in (name for name in SCORES if name in result):
             # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
             pl_module.log(f"val/{name}{self.suffix}", float(result[name]), on_epoch=True, sync_dist=False)
         copies = f", nn_ratio {result['nn_ratio']:.2f}" if "nn_ratio" in result else ""

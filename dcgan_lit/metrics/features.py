@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcgan_lit.errors import ConfigError
+from dcgan_lit.precision import resolve_extractor_precision
 
 FEATURES = 2048
-PRECISIONS = ("fp32", "bf16")  # of the extractor; every reported figure is fp32
+CPU = torch.device("cpu")
+PRECISIONS = ("fp32", "bf16", "auto")  # of the extractor (auto: bf16 where fast); every reported figure is fp32
 
 
 class FIDFeatures(nn.Module):
@@ -32,6 +34,7 @@ class FIDFeatures(nn.Module):
         identity: what the extractor is by content (a hash of its weights file), for cache keys; default `name`.
         bf16: run the net under bf16 autocast. Its features differ from fp32's by about 2% of their magnitude, so
             its scores are for monitoring only (logged as val/fid_bf16, ...), and they are cached apart.
+        chosen_by: why it runs in this precision, for the log (see `resolve_extractor_precision`).
     """
 
     def __init__(
@@ -42,9 +45,10 @@ class FIDFeatures(nn.Module):
         identity: str | None = None,
         num_features: int = FEATURES,
         bf16: bool = False,
+        chosen_by: str = "metrics.extractor_precision=fp32",
     ) -> None:
         super().__init__()
-        self.net, self.tf_range, self.bf16 = net, tf_range, bf16
+        self.net, self.tf_range, self.bf16, self.chosen_by = net, tf_range, bf16, chosen_by
         self.name = f"{name} (bf16 autocast)" if bf16 else name
         self.identity = f"{identity or name}|bf16" if bf16 else identity or name
         self.num_features = num_features  # torchmetrics reads this instead of probing the net itself
@@ -114,11 +118,12 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def load_extractor(inception_weights: str | None, precision: str = "fp32") -> FIDFeatures:
+def load_extractor(inception_weights: str | None, precision: str = "fp32", device: torch.device = CPU) -> FIDFeatures:
     """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online); with
-    precision="bf16", run under bf16 autocast (monitoring only)."""
+    precision="bf16", run under bf16 autocast (monitoring only); "auto" is bf16 where `device` runs it fast."""
     if precision not in PRECISIONS:
         raise ConfigError(f"metrics.extractor_precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
+    precision, chosen_by = resolve_extractor_precision(precision, device)
     bf16 = precision == "bf16"
     if inception_weights:
         try:
@@ -133,7 +138,8 @@ def load_extractor(inception_weights: str | None, precision: str = "fp32") -> FI
         with torch.no_grad():  # 2048 for TF-Inception; the width of whatever net the file holds
             width = net(torch.zeros(1, 3, 299, 299)).reshape(1, -1).shape[1]
         identity = f"sha256:{file_sha256(inception_weights)}"
-        return FIDFeatures(net, True, f"torchscript:{inception_weights}", identity, num_features=width, bf16=bf16)
+        name = f"torchscript:{inception_weights}"
+        return FIDFeatures(net, True, name, identity, num_features=width, bf16=bf16, chosen_by=chosen_by)
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -143,4 +149,4 @@ def load_extractor(inception_weights: str | None, precision: str = "fp32") -> FI
             f"metrics: torchmetrics' FID Inception is unavailable ({type(e).__name__}: {e}). Offline, run "
             "`make fid-weights` and pass metrics.inception_weights=data/fid/default_1.pt, or set metrics=none."
         ) from e
-    return FIDFeatures(net, tf_range=False, name="torchmetrics:inception-v3-compat", bf16=bf16)
+    return FIDFeatures(net, tf_range=False, name="torchmetrics:inception-v3-compat", bf16=bf16, chosen_by=chosen_by)
