@@ -3,11 +3,13 @@
 import glob
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
 from PIL import Image
 
 from dcgan_lit import loggers
@@ -61,10 +63,25 @@ def wandb_records(run_dir: Path) -> Iterator[wandb_internal_pb2.Record]:
             yield record
 
 
+def finished_records(run_dir: Path, timeout: float = 60.0) -> list[wandb_internal_pb2.Record]:
+    """The run file's records once it ends with the exit record: wandb's service writes the file from its own
+    process, and once, under a loaded test run, the second job's history was not all in it yet as the job ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = list(wandb_records(run_dir))
+            if any(record.WhichOneof("record_type") == "exit" for record in records):
+                return records
+        except (ValueError, AssertionError, DecodeError):  # no file yet, an empty one, a record half written
+            pass
+        assert time.monotonic() < deadline, f"no W&B run file with an exit record under {run_dir} after {timeout} s"
+        time.sleep(0.2)
+
+
 def wandb_history(run_dir: Path) -> tuple[dict[str, object], list[dict[str, object]]]:
-    """(the run's config, its history rows), decoded from JSON."""
+    """(the run's config, its history rows), decoded from JSON, from the finished run file."""
     config, rows = {}, []
-    for record in wandb_records(run_dir):
+    for record in finished_records(run_dir):
         kind = record.WhichOneof("record_type")
         if kind == "config":
             config.update({item.key: json.loads(item.value_json) for item in record.config.update})
