@@ -3,6 +3,7 @@
     python benchmarks/cpu_roofline.py                          # peaks, FLOPs per image, the real runs' share
     python benchmarks/cpu_roofline.py --skip-runs              # peaks and FLOPs only (about a minute)
     python benchmarks/cpu_roofline.py --rounds 3 --steps 300 --experiments fashion_mnist_32_best
+    python benchmarks/cpu_roofline.py --precisions 32-true     # a CPU without AMX, where bf16 runs are 27x slower
 
 1. Peaks on all cores, fp32 and bf16: a 2048x2048 matmul, and a 3x3 convolution of 256 channels on 32x32 NHWC
    images (batch 32), forward only. The median and the best of `--repeats` timed calls.
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved fp32/bf16 runs per experiment")
     parser.add_argument("--steps", type=int, default=300, help="batches per run (the first 20 are warm-up)")
     parser.add_argument("--skip-runs", action="store_true", help="peaks and FLOPs only")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS), help="of the runs")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -148,10 +150,11 @@ def main() -> None:
         data_root = space_folder(work / "space")
         flops = {e: flops_per_image(e, data_root, work) for e in args.experiments}
         speeds: dict[str, dict[str, list[float]]] = {e: {p: [] for p in PRECISIONS} for e in args.experiments}
+        order = [p for p in PRECISIONS if p in args.precisions]
         if not args.skip_runs:
             for r in range(args.rounds):
                 for e in args.experiments:
-                    for p in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:  # ABBA: drift hits both alike
+                    for p in order if r % 2 == 0 else order[::-1]:  # ABBA: drift hits both alike
                         speed = run_speed(e, p, args.steps, data_root, work)
                         print(f"  round {r + 1}: {e} {p}: {speed}", file=sys.stderr)
                         if speed is not None:
