@@ -30,6 +30,11 @@ def cpu_has_amx_bf16(cpuinfo: Path = CPUINFO) -> bool:
     return {"amx_bf16", "amx_tile"} <= set(flags) and torch.backends.mkldnn.is_available()
 
 
+def has_amx_bf16(amx_bf16: bool | None) -> bool:
+    """`amx_bf16` when given (tests, callers that know), else what this CPU's flags say."""
+    return cpu_has_amx_bf16() if amx_bf16 is None else amx_bf16
+
+
 def trains_on_cpu(accelerator: str) -> bool:
     """Whether `trainer.accelerator` resolves to the CPU (`auto` does when there is no GPU)."""
     if accelerator == "auto":
@@ -43,7 +48,7 @@ def resolve_precision(precision: str, accelerator: str, amx_bf16: bool | None = 
         return precision, f"trainer.precision={precision}"
     if not trains_on_cpu(accelerator):
         return "32-true", "trainer.precision=auto on an accelerator; trainer=gpu for bf16"
-    if cpu_has_amx_bf16() if amx_bf16 is None else amx_bf16:
+    if has_amx_bf16(amx_bf16):
         return "bf16-mixed", "trainer.precision=auto: this CPU has AMX-BF16; trainer.precision=32-true for fp32"
     return "32-true", "trainer.precision=auto: this CPU has no AMX-BF16"
 
@@ -56,6 +61,6 @@ def resolve_extractor_precision(requested: str, device: torch.device, amx_bf16: 
         return requested, f"metrics.extractor_precision={requested}"
     if device.type == "cuda":
         return "bf16", "metrics.extractor_precision=auto on a GPU"
-    if device.type == "cpu" and (cpu_has_amx_bf16() if amx_bf16 is None else amx_bf16):
+    if device.type == "cpu" and has_amx_bf16(amx_bf16):
         return "bf16", "metrics.extractor_precision=auto: this CPU has AMX-BF16"
     return "fp32", f"metrics.extractor_precision=auto: no AMX-BF16 on this {device.type}, where fp32 is the faster"

@@ -18,13 +18,14 @@ from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.logger_media import log_image
 from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
-from dcgan_lit.metrics.features import PRECISIONS, FIDFeatures, load_extractor
+from dcgan_lit.metrics.features import FIDFeatures, check_precision, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
 from dcgan_lit.output_files import skip_on_write_error
 
 log = logging.getLogger(__name__)
 SCORES = ("fid", "kid", "precision", "recall", "nn_ratio")  # logged as val/<name>, or val/<name>_bf16
+BF16 = "_bf16"  # the suffix of scores from a bf16 extractor
 
 
 class SampleQuality(Callback):
@@ -75,10 +76,7 @@ class SampleQuality(Callback):
         self.every_n_epochs, self.num_fake, self.batch_size = every_n_epochs, num_fake, batch_size
         self.num_fake_train, self.summary_file = num_fake_train, summary_file
         self.samples_dir = Path(samples_dir) if samples_dir else None
-        if extractor_precision not in PRECISIONS:
-            raise ConfigError(
-                f"metrics.extractor_precision={extractor_precision!r}: must be one of {', '.join(PRECISIONS)}."
-            )
+        check_precision(extractor_precision)  # now: setup() would take a bad value for a failed download
         self.extractor_precision = extractor_precision
         self.suffix = ""  # "_bf16" once setup() has loaded a bf16 extractor: val/fid_bf16
         self.inception_weights, self.cache_dir, self.min_heldout = inception_weights, Path(cache_dir), min_heldout
@@ -101,7 +99,7 @@ class SampleQuality(Callback):
                 raise
             rank_zero_warn(f"{e} FID/KID are skipped in this run.")
             return
-        self.suffix = "_bf16" if self._extractor.bf16 else ""
+        self.suffix = BF16 if self._extractor.bf16 else ""
         info(log, f"FID/KID extractor: {self._extractor.name} ({self._extractor.chosen_by})")
         self.point_checkpoints_at_scores(trainer)
         # Lightning has set up the data module by now, so its split sizes are known before any training.
@@ -114,7 +112,7 @@ class SampleQuality(Callback):
         a monitor that never sees its key would keep no best.ckpt, silently (console.py quiets that warning)."""
         for checkpoint in trainer.checkpoint_callbacks:
             monitor = getattr(checkpoint, "monitor", None) or ""
-            score = monitor.removesuffix("_bf16")
+            score = monitor.removesuffix(BF16)
             if score in {f"val/{name}" for name in SCORES} and monitor != score + self.suffix:
                 checkpoint.monitor = score + self.suffix
                 info(

@@ -118,11 +118,16 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def check_precision(precision: str) -> None:
+    """Refuse a `metrics.extractor_precision` that is not one of PRECISIONS, naming the key."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"metrics.extractor_precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
+
+
 def load_extractor(inception_weights: str | None, precision: str = "fp32", device: torch.device = CPU) -> FIDFeatures:
     """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online); with
     precision="bf16", run under bf16 autocast (monitoring only); "auto" is bf16 where `device` runs it fast."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"metrics.extractor_precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
+    check_precision(precision)
     precision, chosen_by = resolve_extractor_precision(precision, device)
     bf16 = precision == "bf16"
     if inception_weights:
