@@ -7,6 +7,10 @@ val/nn_ratio); `--others` holds more photos of the same kind that the run never 
 result.json): nn_ratio of all the others, its spread over `--subsets` random subsets of the training split's size,
 and the ratio of the training images themselves with Gaussian pixel noise of a few sigmas (copies). The warning
 threshold of `dcgan_lit/metrics/copy_check.py` sits below the others' spread and above the noisy copies.
+
+It also puts a scale on FID against the training split: the FID of the others as they are, and of the others
+degraded (blurred to `--blur` px and back, gray), so a generator's fid5k-train can be read as "like photos with
+this much detail".
 """
 
 import argparse
@@ -17,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -25,7 +30,17 @@ sys.path.insert(0, str(REPO))
 
 from dcgan_lit.metrics.copy_check import COPY_WARNING_RATIO, nearest_real  # noqa: E402
 from dcgan_lit.metrics.features import load_extractor  # noqa: E402
-from dcgan_lit.metrics.quality import features, real_split_features  # noqa: E402
+from dcgan_lit.metrics.quality import features, fid_kid, real_split_features  # noqa: E402
+
+
+def degraded(images: torch.Tensor, blur: int | None) -> torch.Tensor:
+    """uint8 images area-downsampled to `blur` px and bilinearly back (blur=None: made gray instead)."""
+    x = images.float()
+    if blur is None:
+        x = x.mean(1, keepdim=True).expand_as(x)
+    else:
+        x = F.interpolate(F.interpolate(x, size=blur, mode="area"), size=images.shape[-1], mode="bilinear")
+    return x.round().clamp(0, 255).to(torch.uint8)
 
 
 def main() -> None:
@@ -35,6 +50,7 @@ def main() -> None:
     parser.add_argument("--others", type=Path, required=True, help="photos of the same kind the run never sees")
     parser.add_argument("--subsets", type=int, default=200)
     parser.add_argument("--noise", type=float, nargs="*", default=[2, 4, 8, 16, 32], help="pixel sigmas of copies")
+    parser.add_argument("--blur", type=int, nargs="*", default=[32, 16, 8], help="sides the others are blurred to")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "copy_check_calibration")
     args = parser.parse_args()
     out, weights = args.out.resolve(), str(args.weights.resolve())
@@ -65,6 +81,12 @@ def main() -> None:
             for _ in range(args.subsets)
         ]
     )
+    others_split = others_dm.split_dataset("train")
+    others_images = torch.stack([others_split[i] for i in range(len(others_split))])
+    fid = {"as they are": fid_kid(extractor, real, others, device)["fid"]}
+    for blur in [*args.blur, None]:
+        worse = features(extractor, degraded(others_images, blur).split(100), device)
+        fid[f"blurred to {blur} px" if blur else "gray"] = fid_kid(extractor, real, worse, device)["fid"]
     report = {
         "extractor": extractor.name,
         "num_train": len(real),
@@ -80,6 +102,7 @@ def main() -> None:
         },
         "noisy_copies": {str(k): v for k, v in noisy.items()},
         "warn_below": COPY_WARNING_RATIO,
+        "others_fid_against_train": fid,
         "seconds": time.perf_counter() - start,
     }
     out.mkdir(parents=True, exist_ok=True)
