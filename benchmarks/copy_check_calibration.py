@@ -33,6 +33,12 @@ from dcgan_lit.metrics.features import load_extractor  # noqa: E402
 from dcgan_lit.metrics.quality import features, fid_kid, real_split_features  # noqa: E402
 
 
+def training_images(dm: object) -> torch.Tensor:
+    """A set-up data module's training split as one uint8 (N, nc, S, S) tensor."""
+    split = dm.split_dataset("train")
+    return torch.stack([split[i] for i in range(len(split))])
+
+
 def degraded(images: torch.Tensor, blur: int | None) -> torch.Tensor:
     """uint8 images area-downsampled to `blur` px and bilinearly back (blur=None: made gray instead)."""
     x = images.float()
@@ -68,8 +74,7 @@ def main() -> None:
     cache = Path(cfg.metrics.cache_dir)
     real = real_split_features(extractor, dm, "train", device, cache)
     others = real_split_features(extractor, others_dm, "train", device, cache)
-    split = dm.split_dataset("train")
-    train_images = torch.stack([split[i] for i in range(len(split))])
+    train_images = training_images(dm)
     g = torch.Generator().manual_seed(0)
     noisy = {}
     for sigma in args.noise:
@@ -81,8 +86,7 @@ def main() -> None:
             for _ in range(args.subsets)
         ]
     )
-    others_split = others_dm.split_dataset("train")
-    others_images = torch.stack([others_split[i] for i in range(len(others_split))])
+    others_images = training_images(others_dm)
     fid = {"as they are": fid_kid(extractor, real, others, device)["fid"]}
     for blur in [*args.blur, None]:
         worse = features(extractor, degraded(others_images, blur).split(100), device)
