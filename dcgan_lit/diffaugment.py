@@ -3,7 +3,10 @@
 With 100 to 1,000 training images D memorises the real set within a few epochs; augmenting both D's inputs
 with the same random, differentiable transforms keeps it honest, and G still gets gradients through them.
 Policies: "color" (brightness, saturation, contrast), "translation" (up to 1/8 of the side, zero-filled),
-"cutout" (a zeroed square half the side). Images are expected in [-1, 1], shape (B, C, H, W).
+"cutout" (a zeroed square half the side). "brightness", "saturation" and "contrast" are color's three parts on
+their own (to find which of them a data set cannot take). Transforms run in the order written, so
+"brightness,saturation,contrast" is "color". Each draws one factor per image. Images are expected in [-1, 1],
+shape (B, C, H, W).
 """
 
 from collections.abc import Callable
@@ -16,15 +19,18 @@ from dcgan_lit.errors import ConfigError
 
 
 def brightness(x: Tensor) -> Tensor:
+    # adds U(-0.5, 0.5): a quarter of the [-1, 1] range
     return x + (torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) - 0.5)
 
 
 def saturation(x: Tensor) -> Tensor:
+    # scales each pixel's distance from its own gray (the mean of its channels) by U(0, 2): gray stays gray
     mean = x.mean(dim=1, keepdim=True)
     return (x - mean) * (torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) * 2) + mean
 
 
 def contrast(x: Tensor) -> Tensor:
+    # scales each image's distance from its mean by U(0.5, 1.5): the mean is kept
     mean = x.mean(dim=[1, 2, 3], keepdim=True)
     return (x - mean) * (torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device) + 0.5) + mean
 
@@ -64,6 +70,9 @@ POLICIES: dict[str, list[Callable[[Tensor], Tensor]]] = {
     "color": [brightness, saturation, contrast],
     "translation": [translation],
     "cutout": [cutout],
+    "brightness": [brightness],
+    "saturation": [saturation],
+    "contrast": [contrast],
 }
 
 

@@ -304,6 +304,31 @@ def test_diffaugment_is_differentiable_random_and_shape_preserving() -> None:
         parse_policy("color,rotate")
 
 
+def test_diffaugment_colour_parts_on_their_own_add_up_to_color() -> None:
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    torch.manual_seed(3)
+    color = diff_augment(x, parse_policy("color"))
+    torch.manual_seed(3)
+    assert torch.equal(diff_augment(x, parse_policy("brightness,saturation,contrast")), color)
+
+    torch.manual_seed(0)
+    shifted = diff_augment(x, parse_policy("brightness"))
+    offset = shifted - x  # one offset per image, in [-0.5, 0.5]
+    assert torch.allclose(offset, offset[:, :1, :1, :1].expand_as(x), atol=1e-6)
+    assert offset.abs().max() <= 0.5 and offset.flatten(1).mean(1).std() > 0.05
+
+    gray = (torch.rand(8, 1, 16, 16) * 2 - 1).repeat(1, 3, 1, 1)
+    assert torch.allclose(diff_augment(gray, parse_policy("saturation")), gray, atol=1e-6)  # no colour to scale
+    assert not torch.allclose(diff_augment(x, parse_policy("saturation")), x, atol=1e-3)
+
+    stretched = diff_augment(x, parse_policy("contrast"))
+    assert torch.allclose(stretched.mean(dim=[1, 2, 3]), x.mean(dim=[1, 2, 3]), atol=1e-5)  # mean kept
+    ratio = (stretched - stretched.mean(dim=[1, 2, 3], keepdim=True)).flatten(1).std(1) / (
+        x - x.mean(dim=[1, 2, 3], keepdim=True)
+    ).flatten(1).std(1)
+    assert ((ratio >= 0.5 - 1e-5) & (ratio <= 1.5 + 1e-5)).all() and ratio.std() > 0.05
+
+
 def test_space_experiment_turns_diffaugment_on(tiny_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
     from PIL import Image
 
