@@ -1,16 +1,20 @@
 """Where a FID-10k's time goes on this machine, stage by stage, in fp32 and in bf16.
 
     python benchmarks/fid_speed.py --weights data/fid/default_1.pt [--images 256] [--batch-size 50]
+    python benchmarks/fid_speed.py --weights data/fid/default_1.pt --ckpt <run>/checkpoints/last.ckpt \
+        --num 5000 --real 190
 
-For 10,000 generated images against cached real features (what `evaluate` and `val/fid` do once the real
-features are cached):
-  1. sampling: the fashion_mnist_32 generator (nz 100, ngf 64, 32x32, nc 1) makes 10k uint8 images;
+For 10,000 (`--num`) generated images against cached real features (what `evaluate` and `val/fid` do once the real
+features are cached; `--real` of them, 190 for a fid5k-train of 190 photos):
+  1. sampling: the fashion_mnist_32 generator (nz 100, ngf 64, 32x32, nc 1), or the G of `--ckpt`, makes the
+     uint8 images;
   2. resize: uint8 -> float, bilinear to 299x299, (x - 128) / 128, channels-last (FIDFeatures' own steps);
   3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to 10k, both as the TorchScript
      file runs as loaded and as `cpu_graph` rewrites it (what `evaluate` and `val/fid` run on a CPU);
   4. FID statistics (torchmetrics: means, covariances, the matrix square root), 10k against 10k features;
-  5. KID (100 subsets of 1,000); 6. precision and recall (torch-fidelity's k-NN, k=3), 10k against 10k.
-Stages 4 to 6 run on random features of the right shape: their cost does not depend on the values.
+  5. KID (100 subsets of up to 1,000); 6. precision and recall (torch-fidelity's k-NN, k=3); 7. the copy check
+     (each sample's nearest real image).
+Stages 4 to 7 run on random features of the right shape: their cost does not depend on the values.
 """
 
 import argparse
@@ -22,12 +26,12 @@ import torch.nn.functional as F
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from dcgan_lit.checkpoint_model import load_generator
+from dcgan_lit.metrics.copy_check import nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, cpu_graph
 from dcgan_lit.metrics.precision_recall import precision_recall
-from dcgan_lit.metrics.quality import KID_SUBSETS, generated
+from dcgan_lit.metrics.quality import KID_SUBSET, KID_SUBSETS, generated
 from dcgan_lit.nets.generator import Generator
-
-NUM = 10_000
 
 
 def seconds(fn: object) -> float:
@@ -44,31 +48,40 @@ def resize(x: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="the TF-Inception TorchScript (make fid-weights)")
-    parser.add_argument("--images", type=int, default=256, help="images timed through Inception, scaled to 10k")
+    parser.add_argument("--images", type=int, default=256, help="images timed through Inception, scaled to --num")
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--ckpt", help="sample this checkpoint's G instead of an untrained fashion_mnist_32 one")
+    parser.add_argument("--num", type=int, default=10_000, help="generated images")
+    parser.add_argument("--real", type=int, help="real features for the statistics (default: --num)")
     args = parser.parse_args()
+    num, num_real = args.num, args.real or args.num
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.load's deprecation note
         net = torch.jit.load(args.weights, map_location="cpu").eval()
 
-    g = Generator(nz=100, ngf=64, nc=1, image_size=32)
+    if args.ckpt:
+        g, run_config = load_generator(args.ckpt, torch.device("cpu"))
+        nz = run_config["model"]["nz"]
+    else:
+        g, nz = Generator(nz=100, ngf=64, nc=1, image_size=32), 100
     images: list[torch.Tensor] = []
-    rows = {"sampling (G, 10k)": seconds(lambda: images.extend(generated(g, NUM, 100, torch.device("cpu"))))}
+    rows = {f"sampling (G, {num})": seconds(lambda: images.extend(generated(g, num, nz, torch.device("cpu"))))}
     sample = torch.cat(images)[: args.images].expand(-1, 3, -1, -1)
     batches = sample.split(args.batch_size)
     with torch.no_grad():
-        rows["resize to 299, normalize, NHWC"] = seconds(lambda: [resize(b) for b in batches]) * NUM / args.images
+        rows["resize to 299, normalize, NHWC"] = seconds(lambda: [resize(b) for b in batches]) * num / args.images
         inputs = [resize(b) for b in batches]
         nets = {"TorchScript as loaded": net, "cpu_graph": cpu_graph(net)}
         for (kind, model), name in ((k, p) for k in nets.items() for p in ("fp32", "bf16")):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
                 for _ in range(2):  # warm-up: oneDNN picks its kernels, TorchScript profiles its first runs
                     model(inputs[0][:2])
-                run = seconds(lambda: [model(x) for x in inputs]) * NUM / args.images  # noqa: B023
+                run = seconds(lambda: [model(x) for x in inputs]) * num / args.images  # noqa: B023
                 rows[f"Inception forward, {name}, {kind}"] = run
 
-    real, fake = torch.randn(NUM, 2048).double().abs(), torch.randn(NUM, 2048).double().abs()
+    real, fake = torch.randn(num_real, 2048).double().abs(), torch.randn(num, 2048).double().abs()
+    subset = min(KID_SUBSET, num, num_real)
     passthrough = FIDFeatures(torch.nn.Identity(), tf_range=False, name="features")
 
     def fid() -> None:
@@ -78,16 +91,17 @@ def main() -> None:
         metric.compute()
 
     def kid() -> None:
-        metric = KernelInceptionDistance(feature=passthrough, subsets=KID_SUBSETS, subset_size=1000)
+        metric = KernelInceptionDistance(feature=passthrough, subsets=KID_SUBSETS, subset_size=subset)
         metric.update(real.float(), real=True)
         metric.update(fake.float(), real=False)
         metric.compute()
 
-    rows["FID statistics (10k vs 10k)"] = seconds(fid)
-    rows["KID, 100 subsets of 1,000"] = seconds(kid)
+    rows[f"FID statistics ({num} vs {num_real})"] = seconds(fid)
+    rows[f"KID, {KID_SUBSETS} subsets of {subset}"] = seconds(kid)
     rows["precision and recall, k=3"] = seconds(lambda: precision_recall(real.float(), fake.float()))
+    rows["copy check (nearest real)"] = seconds(lambda: nearest_real(real.float(), fake.float()))
 
-    print(f"| stage of a FID-10k ({torch.get_num_threads()} threads) | seconds |")
+    print(f"| stage of a FID of {num} samples ({torch.get_num_threads()} threads) | seconds |")
     print("|---|---|")
     for name, value in rows.items():
         print(f"| {name} | {value:.1f} |")
