@@ -9,9 +9,9 @@ features are cached; `--real` of them, 190 for a fid5k-train of 190 photos):
   1. sampling: the fashion_mnist_32 generator (nz 100, ngf 64, 32x32, nc 1), or the G of `--ckpt`, makes the
      uint8 images;
   2. resize: uint8 -> float, bilinear to 299x299, (x - 128) / 128, channels-last (FIDFeatures' own steps);
-  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to 10k, both as the TorchScript
+  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to `--num`, both as the TorchScript
      file runs as loaded and as `cpu_graph` rewrites it (what `evaluate` and `val/fid` run on a CPU);
-  4. FID statistics (torchmetrics: means, covariances, the matrix square root), 10k against 10k features;
+  4. FID statistics (torchmetrics: means, covariances, the matrix square root), `--num` against `--real` features;
   5. KID (100 subsets of up to 1,000); 6. precision and recall (torch-fidelity's k-NN, k=3); 7. the copy check
      (each sample's nearest real image).
 Stages 4 to 7 run on random features of the right shape: their cost does not depend on the values.
