@@ -1,6 +1,6 @@
 """Where a FID-10k's time goes on this machine, stage by stage, in fp32 and in bf16.
 
-    python benchmarks/fid_speed.py --weights data/fid/default_1.pt [--images 256] [--batch-size 50]
+    python benchmarks/fid_speed.py --weights data/fid/default_1.pt [--images 256] [--batch-size 10]
     python benchmarks/fid_speed.py --weights data/fid/default_1.pt --ckpt <run>/checkpoints/last.ckpt \
         --num 5000 --real 190
 
@@ -30,7 +30,7 @@ from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.metrics.copy_check import nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, cpu_graph
 from dcgan_lit.metrics.precision_recall import precision_recall
-from dcgan_lit.metrics.quality import KID_SUBSET, KID_SUBSETS, generated
+from dcgan_lit.metrics.quality import CPU_BATCH, KID_SUBSET, KID_SUBSETS, generated
 from dcgan_lit.nets.generator import Generator
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="the TF-Inception TorchScript (make fid-weights)")
     parser.add_argument("--images", type=int, default=256, help="images timed through Inception, scaled to --num")
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=CPU_BATCH, help="images per Inception pass")
     parser.add_argument("--ckpt", help="sample this checkpoint's G instead of an untrained fashion_mnist_32 one")
     parser.add_argument("--num", type=int, default=10_000, help="generated images")
     parser.add_argument("--real", type=int, help="real features for the statistics (default: --num)")

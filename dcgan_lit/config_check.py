@@ -36,7 +36,8 @@ _RULES: list[Rule] = [
     (("model.lr_g", "model.lr_d"), lambda v: _is_number(v) and 0 < v < math.inf, "a finite number > 0, e.g. 2e-4"),
     (("data.val_fraction",), lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
     (("data.nc",), lambda v: is_int(v) and v in (1, 3), "1 (grayscale) or 3 (RGB)"),
-    (("metrics.every_n_epochs", "metrics.batch_size"), lambda v: is_int(v) and v >= 1, "a whole number >= 1"),
+    (("metrics.every_n_epochs",), lambda v: is_int(v) and v >= 1, "a whole number >= 1"),
+    (("metrics.batch_size",), lambda v: v is None or (is_int(v) and v >= 1), "a whole number >= 1, or null"),
     # FID needs a covariance of the fakes' features, so at least 2 of them; 10k is the usual FID-10k.
     (
         ("metrics.num_fake", "metrics.num_fake_train", "metrics.min_heldout"),

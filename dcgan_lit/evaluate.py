@@ -21,7 +21,15 @@ from dcgan_lit.config_check import check_config, require
 from dcgan_lit.errors import CheckpointError, UserError, exit_with
 from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import load_extractor
-from dcgan_lit.metrics.quality import KID_SUBSETS, choose_reference, features, fid_kid, generated, real_split_features
+from dcgan_lit.metrics.quality import (
+    KID_SUBSETS,
+    choose_reference,
+    extractor_batch_size,
+    features,
+    fid_kid,
+    generated,
+    real_split_features,
+)
 from dcgan_lit.output_files import skip_on_write_error, writable_file
 
 
@@ -49,10 +57,11 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
     num_fake = m.num_fake_train if reference.split == "train" else m.num_fake
     print(f"reference: {reference.describe()}; protocol {reference.protocol(num_fake)}")
     extractor = load_extractor(m.inception_weights, m.extractor_precision, device).to(device)
-    real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir))
+    batch_size = extractor_batch_size(m.batch_size, device)
+    real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir), batch_size)
     nz = run_config["model"]["nz"]
     images = torch.cat([b.cpu() for b in generated(generator, num_fake, nz, device, seed=cfg.seed)])
-    fake = features(extractor, [images], device, m.batch_size)
+    fake = features(extractor, [images], device, batch_size)
     scores = fid_kid(extractor, real, fake, device)
     copy_check = None
     if reference.split == "train":  # only against the training images can samples be copies of them

@@ -20,6 +20,8 @@ from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.generate import grid_image, run, slerp
 from dcgan_lit.metrics.copy_check import COPY_WARNING_RATIO
+from dcgan_lit.metrics.features import load_extractor
+from dcgan_lit.metrics.quality import CPU_BATCH, GPU_BATCH, extractor_batch_size
 from dcgan_lit.train import train
 from tests.conftest import CONF_DIR, cli, exits
 
@@ -241,6 +243,43 @@ def test_evaluate_writes_fid_kid_and_the_protocol(
     assert f"FID {report['fid']:.2f}" in printed and f"recall {report['recall']:.3f}" in printed
     assert "reference: the 108 training images" in printed and "protocol fid0.05k-train" in printed
     assert f"copy check: nn_ratio {copy_check['nn_ratio']:.2f}" in printed
+
+
+@pytest.mark.parametrize(("batch_size", "expected"), [("null", CPU_BATCH), ("7", 7)])
+def test_evaluate_feeds_the_inception_metrics_batch_size_or_the_cpus_own(
+    checkpoint: Path,
+    tmp_path: Path,
+    tiny_weights: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch_size: str,
+    expected: int,
+) -> None:
+    passes: list[int] = []
+
+    def record(_: torch.nn.Module, inputs: tuple[torch.Tensor]) -> None:
+        if inputs[0].ndim == 4:  # images; torchmetrics hands it features too
+            passes.append(len(inputs[0]))
+
+    def recording_extractor(*args: object) -> torch.nn.Module:
+        extractor = load_extractor(*args)
+        extractor.register_forward_pre_hook(record)
+        return extractor
+
+    monkeypatch.setattr(evaluate, "load_extractor", recording_extractor)
+    args = [f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake_train=50",
+            f"metrics.batch_size={batch_size}", f"out={tmp_path / 'report.json'}",
+            f"paths.data_dir={tmp_path / 'data'}"]  # fmt: skip
+    evaluate.report(evaluate_cfg(*args))
+    # The 108 real training images, then the 50 samples, never more than `expected` images per pass.
+    assert sum(passes) == 108 + 50 and max(passes) == expected
+    samples = [len(chunk) for chunk in torch.arange(50).split(expected)]
+    assert passes[-len(samples) :] == samples
+
+
+def test_the_inceptions_batch_is_the_configs_or_the_devices_own() -> None:
+    assert extractor_batch_size(None, torch.device("cpu")) == CPU_BATCH == 10
+    assert extractor_batch_size(None, torch.device("cuda")) == GPU_BATCH == 50  # the GPU path as it always was
+    assert extractor_batch_size(25, torch.device("cpu")) == 25 and extractor_batch_size(25, torch.device("cuda")) == 25
 
 
 def test_evaluate_on_the_command_line_refuses_an_unwritable_report_path_before_computing(

@@ -20,7 +20,15 @@ from dcgan_lit.logger_media import log_image
 from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, check_precision, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
-from dcgan_lit.metrics.quality import Reference, choose_reference, features, fid_kid, generated, real_split_features
+from dcgan_lit.metrics.quality import (
+    Reference,
+    choose_reference,
+    extractor_batch_size,
+    features,
+    fid_kid,
+    generated,
+    real_split_features,
+)
 from dcgan_lit.output_files import skip_on_write_error
 
 log = logging.getLogger(__name__)
@@ -51,7 +59,8 @@ class SampleQuality(Callback):
         inception_weights: a local TorchScript TF-Inception (see `make fid-weights`), or None for torchmetrics'
             own Inception, which torch-fidelity downloads.
         cache_dir: where real-image features are kept.
-        batch_size: images per extractor batch.
+        batch_size: images per Inception pass; None: the device's own (10 on a CPU, 50 on a GPU; see
+            `extractor_batch_size`).
         min_heldout: the fewest held-out images to score against; below it the training images are used.
         extractor_precision: fp32; bf16 for monitoring only: faster on CPUs with AMX, but its scores differ from
             fp32's, so they are logged as val/fid_bf16, val/kid_bf16, ... and never as val/fid; or auto: bf16 on a
@@ -66,7 +75,7 @@ class SampleQuality(Callback):
         num_fake: int = 10_000,
         inception_weights: str | None = None,
         cache_dir: str = "data/cache",
-        batch_size: int = 50,
+        batch_size: int | None = None,
         min_heldout: int = 1000,
         extractor_precision: str = "fp32",
         num_fake_train: int = 5_000,
@@ -198,13 +207,14 @@ class SampleQuality(Callback):
         device = pl_module.device
         extractor = self._extractor.to(device)
         dm = trainer.datamodule
-        real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir)
+        batch_size = extractor_batch_size(self.batch_size, device)
+        real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size)
         sampler = sampling_generator(trainer, pl_module)
         samples = generated(sampler, self.samples, pl_module.hparams.nz, device)
         if self.reference.split != "train":
-            return fid_kid(extractor, real, features(extractor, samples, device, self.batch_size), device)
+            return fid_kid(extractor, real, features(extractor, samples, device, batch_size), device)
         images = torch.cat([batch.cpu() for batch in samples])  # kept for the grid: 5k at 64x64 is 61 MB
-        fake = features(extractor, [images], device, self.batch_size)
+        fake = features(extractor, [images], device, batch_size)
         check = nearest_real(real, fake)
         grid = nearest_grid(images, dm.split_dataset("train"), check)
         epoch = trainer.current_epoch + 1

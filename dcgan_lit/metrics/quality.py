@@ -31,12 +31,25 @@ def to_uint8(images: Tensor) -> Tensor:
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+# Images per Inception pass when metrics.batch_size is null. On a CPU small batches run faster (the activations
+# stay nearer the cores): fid5k-train of space took 485 to 513 s at 10 against 575 s at 50 on a 2-core AMD EPYC
+# (BENCHMARKS.md, "The Inception's batch on a CPU"). A GPU keeps the 50 it always had.
+CPU_BATCH, GPU_BATCH = 10, 50
+
+
+def extractor_batch_size(batch_size: int | None, device: torch.device) -> int:
+    """`metrics.batch_size`, or where it is None the device's own: CPU_BATCH on a CPU, GPU_BATCH elsewhere."""
+    if batch_size is not None:
+        return batch_size
+    return CPU_BATCH if device.type == "cpu" else GPU_BATCH
+
+
 @torch.no_grad()
 def features(
     extractor: FIDFeatures, batches: Iterable[Tensor], device: torch.device, batch_size: int | None = None
 ) -> Tensor:
-    """(N, 2048) features of uint8 image batches, each split into `batch_size` images per Inception pass (on a CPU,
-    50 at a time run 1.3x faster than 250: the activations stay in cache); None keeps the batches as they come."""
+    """(N, 2048) features of uint8 image batches, each split into `batch_size` images per Inception pass; None
+    keeps the batches as they come."""
     return torch.cat([extractor(c.to(device)).cpu() for b in batches for c in b.split(batch_size or len(b))])
 
 
@@ -54,11 +67,13 @@ def generated(generator: nn.Module, num: int, nz: int, device: torch.device, bat
         generator.train(was_training)
 
 
-def real_features(extractor: FIDFeatures, batches: Iterable[Tensor], device: torch.device, cache: Path) -> Tensor:
+def real_features(
+    extractor: FIDFeatures, batches: Iterable[Tensor], device: torch.device, cache: Path, batch_size: int | None = None
+) -> Tensor:
     """Features of real images, computed once and then read from `cache`, whose name must identify them."""
     if cache.is_file():
         return torch.load(cache, map_location="cpu", weights_only=True)
-    feats = features(extractor, batches, device)
+    feats = features(extractor, batches, device, batch_size)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     torch.save(feats, tmp)
@@ -116,7 +131,7 @@ def choose_reference(dm: object, min_heldout: int) -> Reference:
 
 
 def real_split_features(
-    extractor: FIDFeatures, dm: object, split: str, device: torch.device, cache_dir: Path
+    extractor: FIDFeatures, dm: object, split: str, device: torch.device, cache_dir: Path, batch_size: int | None = None
 ) -> Tensor:
     """Features of a set-up data module's `split` ("heldout" or "train"), cached in `cache_dir`.
 
@@ -125,7 +140,7 @@ def real_split_features(
     """
     identity = f"{FEATURES_FORMAT}|{dm.fingerprint(split)}|{extractor.identity}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return real_features(extractor, dm.split_dataloader(split), device, cache_dir / f"real-{key}.pt")
+    return real_features(extractor, dm.split_dataloader(split), device, cache_dir / f"real-{key}.pt", batch_size)
 
 
 def fid_kid(extractor: FIDFeatures, real: Tensor, fake: Tensor, device: torch.device) -> dict[str, float | int]:
