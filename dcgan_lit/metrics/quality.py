@@ -31,8 +31,8 @@ def to_uint8(images: Tensor) -> Tensor:
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-# Images per Inception pass when metrics.batch_size is null. On a CPU small batches run faster (the activations
-# stay nearer the cores): fid5k-train of space took 485 to 513 s at 10 against 575 s at 50 on a 2-core AMD EPYC
+# Images per Inception pass when metrics.batch_size is null. On a CPU small batches ran faster: space's
+# fid5k-train took 485 to 513 s at 10 against 575 to 590 s at 50 on a 2-core AMD EPYC, the same FID to every digit
 # (BENCHMARKS.md, "The Inception's batch on a CPU"). A GPU keeps the 50 it always had.
 CPU_BATCH, GPU_BATCH = 10, 50
 
