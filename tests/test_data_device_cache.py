@@ -143,6 +143,20 @@ def test_start_up_stats_each_file_once_for_both_cache_keys(
     assert dm.device_images is not None and sorted(stats) == sorted(str(p) for p in photo_folder.iterdir())
 
 
+def test_the_training_splits_features_read_the_cache_without_workers(photo_folder: Path, tmp_path: Path) -> None:
+    def module(gpu_cache: bool) -> FolderDataModule:
+        dm = FolderDataModule(root=str(photo_folder), cache_dir=str(tmp_path / "cache"), image_size=16, nc=3,
+                              batch_size=4, num_workers=2, gpu_cache=gpu_cache, preprocess_workers=0)  # fmt: skip
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    cached = module(gpu_cache=True).split_dataloader("train")
+    streamed = module(gpu_cache=False).split_dataloader("train")
+    assert cached.num_workers == 0 and streamed.num_workers == 2  # the files are decoded only where not cached
+    assert torch.equal(torch.cat(list(cached)), torch.cat(list(streamed)))  # the same images in the same order
+
+
 def test_over_budget_falls_back_to_streaming_with_one_log_line(
     tiny_cfg: Callable[..., DictConfig], caplog: pytest.LogCaptureFixture
 ) -> None:

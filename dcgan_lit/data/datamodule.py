@@ -146,6 +146,9 @@ class ImageDataModule(LightningDataModule):
 
     def split_dataloader(self, split: str) -> DataLoader:
         """A split's real images in a fixed order and unflipped, for metrics such as FID (not a Lightning loop)."""
+        if split == "train" and self.device_images is not None:
+            # Training holds this split decoded already, in this order: no files to decode, no workers to start.
+            return DataLoader(InMemoryImages(self.device_images), batch_size=self.batch_size)
         return self._loader(self.split_dataset(split), shuffle=False)
 
     def heldout_dataloader(self) -> DataLoader:
