@@ -11,8 +11,9 @@
 #  2. the bf16 trainer's gap to the raw step (370 against 589 img/s on 2026-12-01): autocast per phase against
 #     Lightning's one autocast around the step (d_call_speed.py --compare autocast), and where the bf16 trainer's
 #     and the raw step's samples fall, op by op (py-spy --native, py_spy_summary.py);
-#  3. the Inception at 10, 25 and 50 images a pass, fp32 and bf16 (fid_speed.py): FID-10k's time (issue 22) and
-#     whether metrics.batch_size=null's 10 also helps bf16;
+#  3. the Inception at 10, 25 and 50 images a pass, fp32 (torch and ONNX Runtime) and bf16 (fid_speed.py):
+#     FID-10k's time, whether metrics.batch_size=null's 10 also helps bf16, and whether ONNX Runtime (what fp32
+#     scores run in on a CPU since 2026-12-02) also beats torch's fp32 on AVX-512;
 #  4. issue 21's share: experiment=space on PHOTOS, seed 2, the whole run; sample_quality.json's metrics_share.
 # FORCE=1 runs it on a CPU without AMX (bf16 is emulated there, 27x slower: only to check the script); QUICK=1
 # shortens every stage to a smoke test whose figures mean nothing.
@@ -78,7 +79,8 @@ summary "2. the raw bf16 step, shares of its timed loop's samples:"
 echo "== 3. the Inception's batch"
 for batch in 10 25 50; do
   "$PY" benchmarks/fid_speed.py --weights "$WEIGHTS" --batch-size "$batch" "${IMAGES[@]}" | tee "$OUT/3_fid_b$batch.txt"
-  summary "3. batch $batch: $(grep -E '^\| \*\*total, (fp32|bf16), cpu_graph' "$OUT/3_fid_b$batch.txt" | tr '\n' ' ')"
+  totals=$(grep -E '^\| \*\*total, (fp32|bf16), (cpu_graph|onnxruntime)' "$OUT/3_fid_b$batch.txt" | tr '\n' ' ')
+  summary "3. batch $batch: $totals"
 done
 
 echo "== 4. experiment=space on $PHOTOS, the whole run"
@@ -89,7 +91,8 @@ import json, sys
 q = json.load(open(sys.argv[1]))
 last = q["scores"][-1]
 print(f"4. space, seed 2: metrics {q['metrics_seconds']:.0f} s of {q['wall_seconds']:.0f} s, share "
-      f"{100 * q['metrics_share']:.1f}% (target 20%); {q['protocol']} {last['fid']:.1f}, nn_ratio {last['nn_ratio']:.2f}")
+      f"{100 * q['metrics_share']:.1f}% (target 20%); {q['protocol']} {last['fid']:.1f}, "
+      f"nn_ratio {last['nn_ratio']:.2f}; Inception in {q.get('extractor_runtime')}")
 EOF
 )"
 echo "== done: $OUT/summary.txt"

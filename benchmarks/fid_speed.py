@@ -9,8 +9,9 @@ features are cached; `--real` of them, 190 for a fid5k-train of 190 photos):
   1. sampling: the fashion_mnist_32 generator (nz 100, ngf 64, 32x32, nc 1), or the G of `--ckpt`, makes the
      uint8 images;
   2. resize: uint8 -> float, bilinear to 299x299, (x - 128) / 128, channels-last (FIDFeatures' own steps);
-  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to `--num`, both as the TorchScript
-     file runs as loaded and as `cpu_graph` rewrites it (what `evaluate` and `val/fid` run on a CPU);
+  3. Inception: the TF-Inception forward pass, timed on `--images` images and scaled to `--num`: the TorchScript
+     file as loaded, as `cpu_graph` rewrites it, and in fp32 through ONNX Runtime (what `evaluate` and `val/fid`
+     run on a CPU in fp32 where it is installed; bf16 runs `cpu_graph`);
   4. FID statistics (torchmetrics: means, covariances, the matrix square root), `--num` against `--real` features;
   5. KID (100 subsets of up to 1,000); 6. precision and recall (torch-fidelity's k-NN, k=3); 7. the copy check
      (each sample's nearest real image).
@@ -29,6 +30,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.metrics.copy_check import nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, cpu_graph
+from dcgan_lit.metrics.onnx_inception import onnx_inception
 from dcgan_lit.metrics.precision_recall import precision_recall
 from dcgan_lit.metrics.quality import CPU_BATCH, KID_SUBSET, KID_SUBSETS, generated
 from dcgan_lit.nets.generator import Generator
@@ -73,7 +75,14 @@ def main() -> None:
         rows["resize to 299, normalize, NHWC"] = seconds(lambda: [resize(b) for b in batches]) * num / args.images
         inputs = [resize(b) for b in batches]
         nets = {"TorchScript as loaded": net, "cpu_graph": cpu_graph(net)}
+        onnx, runtime = onnx_inception(net, torch.get_num_threads())
+        if onnx is None:
+            print(f"no ONNX Runtime row: {runtime}")
+        else:
+            nets["onnxruntime"] = onnx  # fp32 only: bf16 stays with torch's autocast
         for (kind, model), name in ((k, p) for k in nets.items() for p in ("fp32", "bf16")):
+            if kind == "onnxruntime" and name == "bf16":
+                continue
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
                 for _ in range(2):  # warm-up: oneDNN picks its kernels, TorchScript profiles its first runs
                     model(inputs[0][:2])

@@ -56,7 +56,7 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
     reference = choose_reference(dm, m.min_heldout)
     num_fake = m.num_fake_train if reference.split == "train" else m.num_fake
     print(f"reference: {reference.describe()}; protocol {reference.protocol(num_fake)}")
-    extractor = load_extractor(m.inception_weights, m.extractor_precision, device).to(device)
+    extractor = load_extractor(m.inception_weights, m.extractor_precision, device, m.cpu_runtime).to(device)
     batch_size = extractor_batch_size(m.batch_size, device)
     real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir), batch_size)
     nz = run_config["model"]["nz"]
@@ -88,6 +88,7 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
             "resolution": dm.image_size,
             "extractor": extractor.name,
             "extractor_precision": extractor.chosen_by,
+            "extractor_runtime": extractor.runtime,
             "resize": "bilinear to 299x299, align_corners=False, no antialias; grayscale repeated to 3 channels",
             "kid": {"subsets": KID_SUBSETS, "subset_size": scores["kid_subset_size"]},
             "statistics": "torchmetrics FrechetInceptionDistance / KernelInceptionDistance; torch-fidelity "

@@ -104,3 +104,4 @@ def test_training_against_its_own_images_logs_the_copy_check_and_the_metrics_sha
     assert [s["epoch"] for s in summary["scores"]] == [1, 2] and summary["scores"][1]["num_fake"] == 24
     assert summary["scores"][1]["nn_ratio"] == pytest.approx(metrics["val/nn_ratio"], rel=1e-5)
     assert 0 < summary["metrics_share"] < 1 and summary["metrics_seconds"] > 0
+    assert summary["extractor_runtime"].startswith("torch: ")  # the tiny stand-in cannot be exported to ONNX

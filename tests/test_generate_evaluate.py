@@ -234,6 +234,8 @@ def test_evaluate_writes_fid_kid_and_the_protocol(
     assert protocol["num_real"] == 108 and protocol["reference"]["split"] == "train"
     assert "fewer than metrics.min_heldout=1000" in protocol["reference"]["why"]
     assert "no antialias" in protocol["resize"] and protocol["extractor"].startswith("torchscript:")
+    # The tiny stand-in pools to a size ONNX cannot export, so torch ran it, and the report says why.
+    assert protocol["extractor_runtime"].startswith("torch: ONNX Runtime cannot run this net")
     # Against the training images: fid5k-train's protocol (here with 50 samples) and the copy check with its grid.
     assert protocol["name"] == "fid0.05k-train" and protocol["reference"]["is_training_set"] is True
     copy_check = report["copy_check"]

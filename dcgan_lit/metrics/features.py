@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcgan_lit.errors import ConfigError
+from dcgan_lit.metrics.onnx_inception import RUNTIMES, onnx_inception
 from dcgan_lit.precision import resolve_extractor_precision
 
 FEATURES = 2048
@@ -35,6 +36,9 @@ class FIDFeatures(nn.Module):
         bf16: run the net under bf16 autocast. Its features differ from fp32's by about 2% of their magnitude, so
             its scores are for monitoring only (logged as val/fid_bf16, ...), and they are cached apart.
         chosen_by: why it runs in this precision, for the log (see `resolve_extractor_precision`).
+        device: where it will run. On a CPU an fp32 TorchScript net runs through ONNX Runtime when `cpu_runtime` is
+            "auto" and ONNX Runtime reproduces its features (`onnx_inception`), else as `cpu_graph` rewrites it.
+        cpu_runtime: "auto" or "torch" (metrics.cpu_runtime); `runtime` says which ran and why.
     """
 
     def __init__(
@@ -46,16 +50,26 @@ class FIDFeatures(nn.Module):
         num_features: int = FEATURES,
         bf16: bool = False,
         chosen_by: str = "metrics.extractor_precision=fp32",
+        device: torch.device = CPU,
+        cpu_runtime: str = "auto",
     ) -> None:
         super().__init__()
         self.net, self.tf_range, self.bf16, self.chosen_by = net, tf_range, bf16, chosen_by
         self.name = f"{name} (bf16 autocast)" if bf16 else name
         self.identity = f"{identity or name}|bf16" if bf16 else identity or name
         self.num_features = num_features  # torchmetrics reads this instead of probing the net itself
-        # The CPU twin of a TorchScript net (see `cpu_graph`); outside the module tree, so .to() leaves it alone.
-        self._cpu_net: list[nn.Module] = (
-            [cpu_graph(net)] if tf_range and isinstance(net, torch.jit.ScriptModule) else []
-        )
+        # The CPU twin of a TorchScript net; outside the module tree, so .to() leaves it alone.
+        self._cpu_net: list[nn.Module] = []
+        self.runtime = f"the net as loaded, on {device.type}"
+        if tf_range and isinstance(net, torch.jit.ScriptModule):
+            twin = None
+            if device.type == "cpu" and cpu_runtime == "torch":
+                self.runtime = "torch (metrics.cpu_runtime=torch)"
+            elif device.type == "cpu" and bf16:
+                self.runtime = "torch: bf16 autocast, which ONNX Runtime does not replace"
+            elif device.type == "cpu":
+                twin, self.runtime = onnx_inception(net, torch.get_num_threads())
+            self._cpu_net = [twin or cpu_graph(net)]
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
@@ -124,10 +138,20 @@ def check_precision(precision: str) -> None:
         raise ConfigError(f"metrics.extractor_precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
 
 
-def load_extractor(inception_weights: str | None, precision: str = "fp32", device: torch.device = CPU) -> FIDFeatures:
+def check_runtime(runtime: str) -> None:
+    """Refuse a `metrics.cpu_runtime` that is not one of RUNTIMES, naming the key."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"metrics.cpu_runtime={runtime!r}: must be one of {', '.join(RUNTIMES)}.")
+
+
+def load_extractor(
+    inception_weights: str | None, precision: str = "fp32", device: torch.device = CPU, cpu_runtime: str = "auto"
+) -> FIDFeatures:
     """The TorchScript file at `inception_weights`, or torchmetrics' FID Inception (downloaded when online); with
-    precision="bf16", run under bf16 autocast (monitoring only); "auto" is bf16 where `device` runs it fast."""
+    precision="bf16", run under bf16 autocast (monitoring only); "auto" is bf16 where `device` runs it fast.
+    `cpu_runtime` is FIDFeatures'."""
     check_precision(precision)
+    check_runtime(cpu_runtime)
     precision, chosen_by = resolve_extractor_precision(precision, device)
     bf16 = precision == "bf16"
     if inception_weights:
@@ -144,7 +168,9 @@ def load_extractor(inception_weights: str | None, precision: str = "fp32", devic
             width = net(torch.zeros(1, 3, 299, 299)).reshape(1, -1).shape[1]
         identity = f"sha256:{file_sha256(inception_weights)}"
         name = f"torchscript:{inception_weights}"
-        return FIDFeatures(net, True, name, identity, num_features=width, bf16=bf16, chosen_by=chosen_by)
+        return FIDFeatures(
+            net, True, name, identity, width, bf16, chosen_by=chosen_by, device=device, cpu_runtime=cpu_runtime
+        )
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
 
