@@ -12,6 +12,12 @@ def info(log: logging.Logger, message: str) -> None:
     log.info(message)
 
 
+@rank_zero_only
+def warning(log: logging.Logger, message: str) -> None:
+    """`log.warning(message)` on rank 0 only, for the same reason."""
+    log.warning(message)
+
+
 def quiet_console() -> None:
     """Keep the console to dcgan_lit's lines, the progress bar and warnings a user can act on.
 

@@ -53,6 +53,20 @@ def resolve_precision(precision: str, accelerator: str, amx_bf16: bool | None = 
     return "32-true", "trainer.precision=auto: this CPU has no AMX-BF16"
 
 
+def emulated_bf16(key: str, precision: str, on_cpu: bool, amx_bf16: bool | None = None) -> str | None:
+    """A warning when `key` asks for bf16 by name on a CPU without AMX-BF16, else None. Such a CPU has no bf16
+    arithmetic and emulates it: on a 2-core AMD EPYC a GAN step ran 27x slower than in fp32 and the FID Inception
+    7x slower (BENCHMARKS.md, "A CPU without AMX"). `auto` never picks bf16 there, so only a typed value, or a
+    config written for another machine, gets here; the run goes on as asked."""
+    if not on_cpu or "bf16" not in precision or has_amx_bf16(amx_bf16):
+        return None
+    return (
+        f"{key}={precision} on a CPU without AMX-BF16, which emulates bf16: on a 2-core AMD EPYC a GAN step ran "
+        f'27x and the FID Inception 7x slower in bf16 than in fp32 (BENCHMARKS.md, "A CPU without AMX"). '
+        f"{key}=auto runs fp32 on this CPU."
+    )
+
+
 def resolve_extractor_precision(requested: str, device: torch.device, amx_bf16: bool | None = None) -> tuple[str, str]:
     """(the FID Inception's precision, why): `auto` picks bf16 where it is the fast path (a GPU, or a CPU with
     AMX-BF16) and fp32 elsewhere. Without AMX-BF16 a CPU emulates bf16 and the Inception runs about 7x slower than

@@ -28,12 +28,12 @@ from dcgan_lit.callbacks.random_state import RandomState
 from dcgan_lit.callbacks.run_config import RunConfig
 from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_batch_norm, check_config, check_multirun
-from dcgan_lit.console import info, quiet_console
+from dcgan_lit.console import info, quiet_console, warning
 from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
 from dcgan_lit.lightning_internals import epoch_position
 from dcgan_lit.loggers import finish as finish_loggers
 from dcgan_lit.output_files import writable_folder
-from dcgan_lit.precision import resolve_precision
+from dcgan_lit.precision import emulated_bf16, resolve_precision, trains_on_cpu
 
 log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2  # a config, data or checkpoint problem the message explains
@@ -93,6 +93,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     precision, why = resolve_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
     info(log, f"precision: {precision} ({why})")
+    if slow := emulated_bf16("trainer.precision", precision, trains_on_cpu(str(cfg.trainer.accelerator))):
+        warning(log, slow)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision, **steps
     )

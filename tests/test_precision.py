@@ -8,7 +8,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from dcgan_lit.precision import cpu_has_amx_bf16, resolve_extractor_precision, resolve_precision
+from dcgan_lit.metrics.features import load_extractor
+from dcgan_lit.precision import cpu_has_amx_bf16, emulated_bf16, resolve_extractor_precision, resolve_precision
 from dcgan_lit.train import train
 
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
@@ -69,3 +70,44 @@ def test_a_cpu_run_records_the_precision_and_layout_it_chose(
     assert any(r.getMessage().startswith(f"precision: {expected} (") for r in caplog.records)
     weights = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(v.dtype == torch.float32 for k, v in weights.items() if v.is_floating_point())  # fp32 master weights
+
+
+@pytest.mark.parametrize(
+    "precision, on_cpu, amx, warned",
+    [
+        ("bf16-mixed", True, False, True),  # typed on a laptop: emulated, 27x slower
+        ("bf16-true", True, False, True),
+        ("bf16", True, False, True),  # the extractor's name for it
+        ("bf16-mixed", True, True, False),  # AMX: the fast path
+        ("32-true", True, False, False),
+        ("bf16-mixed", False, False, False),  # a GPU has bf16
+    ],
+)
+def test_bf16_asked_for_on_a_cpu_without_amx_is_warned_about(
+    precision: str, on_cpu: bool, amx: bool, warned: bool
+) -> None:
+    message = emulated_bf16("trainer.precision", precision, on_cpu, amx_bf16=amx)
+    assert (message is not None) is warned
+    if warned:
+        assert message.startswith(f"trainer.precision={precision} on a CPU without AMX-BF16")
+        assert "27x" in message and message.endswith("trainer.precision=auto runs fp32 on this CPU.")
+
+
+def test_a_run_and_a_scorer_in_bf16_on_a_cpu_without_amx_say_it_is_slow(
+    tiny_cfg: Callable[..., DictConfig],
+    tiny_weights: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a user who types bf16 on a laptop sees: one warning each, naming the key; the run goes on as asked."""
+    monkeypatch.setattr("dcgan_lit.precision.cpu_has_amx_bf16", lambda: False)
+    with caplog.at_level("INFO"):
+        train(tiny_cfg("trainer.max_steps=1", "trainer.precision=bf16-mixed"))
+        extractor = load_extractor(str(tiny_weights), "bf16")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w.split(" on a CPU")[0] for w in warnings if "without AMX-BF16" in w] == [
+        "trainer.precision=bf16-mixed",
+        "metrics.extractor_precision=bf16",
+    ]
+    assert any(r.getMessage().startswith("precision: bf16-mixed (") for r in caplog.records)
+    assert extractor.bf16  # warned, not overruled
