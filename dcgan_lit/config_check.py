@@ -170,6 +170,21 @@ def check_multirun(cfg: DictConfig, multirun: bool) -> None:
         )
 
 
+def check_accelerator(accelerator: str) -> None:
+    """A GPU asked for where torch sees none: Lightning's own "No supported gpu backend found!" says neither which
+    key asked nor what to do. Checked at run time, apart from `check_config`: the same config is right on a GPU
+    machine."""
+    mps = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's "gpu" is Apple's GPU too
+    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available() or mps:
+        return
+    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+    raise ConfigError(
+        f"trainer.accelerator={accelerator!r} needs a GPU, and torch sees none (torch {torch.__version__}, {build}). "
+        "trainer=gpu and trainer=ddp set it. To train on this CPU, leave trainer at its default; for DDP over CPU "
+        "processes, trainer=ddp trainer.accelerator=cpu."
+    )
+
+
 def _check_multi_device(devices: Any, num_nodes: Any, strategy: Any) -> None:
     """Several devices with Lightning's plain DDP crash on the first GAN step; point to trainer=ddp instead."""
     if strategy is _ABSENT or strategy not in _PLAIN_DDP:

@@ -27,7 +27,7 @@ from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.callbacks.random_state import RandomState
 from dcgan_lit.callbacks.run_config import RunConfig
 from dcgan_lit.checkpoint_check import check_checkpoint
-from dcgan_lit.config_check import check_batch_norm, check_config, check_multirun
+from dcgan_lit.config_check import check_accelerator, check_batch_norm, check_config, check_multirun
 from dcgan_lit.console import info, quiet_console, warning
 from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
 from dcgan_lit.lightning_internals import epoch_position
@@ -55,6 +55,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # A submitit launcher starts every rank itself, as SLURM tasks, so nothing re-runs the sweep.
         by_slurm = "submitit" in str(hydra_cfg.launcher.get("_target_", ""))
         check_multirun(cfg, hydra_cfg.mode == RunMode.MULTIRUN and not by_slurm)
+    check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     writable_folder(cfg.paths.output_dir, key="paths.output_dir")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

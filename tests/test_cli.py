@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from dcgan_lit.train import run
 from tests.conftest import TINY, cli, exits
 
+A_GPU_HERE = torch.cuda.is_available() or torch.backends.mps.is_available()
 # trainer=ddp as two gloo processes on the CPU, one epoch.
 DDP_ON_TWO_CPUS = (
     "trainer=ddp",
@@ -39,6 +40,14 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
             "error: model.cuda_graph=true needs a CUDA GPU and none is available; set model.cuda_graph=false.",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without a GPU"),
         ),
+        *[
+            pytest.param(
+                [trainer],
+                "error: trainer.accelerator='gpu' needs a GPU, and torch sees none (torch ",
+                marks=pytest.mark.skipif(A_GPU_HERE, reason="checks the message given without a GPU"),
+            )
+            for trainer in ("trainer=gpu", "trainer=ddp")
+        ],
         (
             ["experiment=celeba", "data.root=/no/such/celeba"],
             "error: data.root='/no/such/celeba': /no/such/celeba does not exist. "
