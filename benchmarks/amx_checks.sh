@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What issues 21 and 22 still lack, measured in one go on an Intel CPU with AMX-BF16 (lscpu: amx_bf16), alone,
-# about 45 minutes on 2 cores. Copy summary.txt's figures into BENCHMARKS.md with this command:
+# about 55 minutes on 2 cores. Copy summary.txt's figures into BENCHMARKS.md with this command:
 #   benchmarks/amx_checks.sh PHOTOS
 # PHOTOS: a folder of about 200 real photos (BENCHMARKS.md, "The data": /work/space200). Needs Fashion-MNIST
 # (apt-get install dataset-fashion-mnist) and data/fid/default_1.pt (make fid-weights); installs py-spy into the
@@ -14,7 +14,9 @@
 #  3. the Inception at 10, 25 and 50 images a pass, fp32 (torch and ONNX Runtime) and bf16 (fid_speed.py):
 #     FID-10k's time, whether metrics.batch_size=null's 10 also helps bf16, and whether ONNX Runtime (what fp32
 #     scores run in on a CPU since 2026-12-02) also beats torch's fp32 on AVX-512;
-#  4. issue 21's share: experiment=space on PHOTOS, seed 2, the whole run; sample_quality.json's metrics_share.
+#  4. issue 21's share: experiment=space on PHOTOS, seed 2, the whole run; sample_quality.json's metrics_share;
+#  5. issue 22's "make train shows the speed-up": the whole default run (`python -m dcgan_lit.train`, what make
+#     train runs) in fp32 against trainer.precision=auto, alternated, 2 rounds each: wall seconds and img/s.
 # FORCE=1 runs it on a CPU without AMX (bf16 is emulated there, 27x slower: only to check the script); QUICK=1
 # shortens every stage to a smoke test whose figures mean nothing.
 set -euo pipefail
@@ -35,9 +37,9 @@ mkdir -p "$OUT"
 cd "$REPO"
 if [ "$QUICK" = 1 ]; then
   ROUNDS=1 STEPS=60 RAW=(--rounds 2 --steps 2) PROFILE_STEPS=60 IMAGES=(--images 20 --num 200)
-  SPACE=(trainer.max_epochs=2 metrics.num_fake_train=200)
+  SPACE=(trainer.max_epochs=2 metrics.num_fake_train=200) DEFAULT_RUN=(trainer.max_epochs=1)
 else
-  ROUNDS=4 STEPS=400 RAW=(--rounds 6) PROFILE_STEPS=600 IMAGES=(--images 200) SPACE=()
+  ROUNDS=4 STEPS=400 RAW=(--rounds 6) PROFILE_STEPS=600 IMAGES=(--images 200) SPACE=() DEFAULT_RUN=()
 fi
 FM=(experiment=fashion_mnist_32_best trainer=cpu metrics=none)
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
@@ -95,4 +97,14 @@ print(f"4. space, seed 2: metrics {q['metrics_seconds']:.0f} s of {q['wall_secon
       f"nn_ratio {last['nn_ratio']:.2f}; Inception in {q.get('extractor_runtime')}")
 EOF
 )"
+echo "== 5. the default run (make train), fp32 against auto, alternated"
+for round in 1 2; do
+  for precision in 32-true auto; do
+    run="$OUT/5_default_${precision}_$round"
+    start=$SECONDS
+    "$PY" -m dcgan_lit.train trainer.precision="$precision" hydra.run.dir="$run" "${DEFAULT_RUN[@]}" > "$run.log" 2>&1
+    summary "5. default run, round $round, trainer.precision=$precision: $((SECONDS - start)) s wall, $("$PY" -c \
+      "import json; d = json.load(open('$run/throughput.json')); print(f\"{d['steady_images_per_sec']:.0f} img/s in {d['precision']}\")")"
+  done
+done
 echo "== done: $OUT/summary.txt"
