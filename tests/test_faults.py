@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from dcgan_lit.checkpoint_io import AtomicCheckpointIO
 from dcgan_lit.errors import CheckpointError, ConfigError
+from dcgan_lit.metrics.features import FIDFeatures
 from dcgan_lit.train import run, train
 from tests.conftest import REPO, TINY, exits
 from tests.conftest import load_checkpoint as load
@@ -346,3 +347,39 @@ def test_a_folder_run_resumed_from_an_epochs_last_checkpoint_trains_as_if_never_
     train(tiny_cfg(*photo_folder, *one_epoch, output_dir=first))
     train(tiny_cfg(*photo_folder, *FOLDER_RUN, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", output_dir=resumed))
     same_training_state(uninterrupted_folder_run, load(resumed / "checkpoints" / "last.ckpt"))
+
+
+def test_a_signal_during_a_score_stops_it_between_two_inception_passes_and_saves_at_once(
+    tiny_cfg: Callable[..., DictConfig], tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A score on a CPU takes minutes (a fid5k-train about 7 on 2 cores), longer than a scheduler waits between
+    SIGTERM and SIGKILL. The run used to finish the score before saving; now it saves within one pass."""
+    passes: list[int] = []
+    sent: list[signal.Signals] = []
+    forward = FIDFeatures.forward
+
+    def counting_forward(self: FIDFeatures, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # images; cached features pass through as rows
+            passes.append(len(x))
+            if len(passes) == 3 and not sent:  # the third of the 108 real images' 14 passes, then 8 of samples
+                sent.append(signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+        return forward(self, x)
+
+    monkeypatch.setattr(FIDFeatures, "forward", counting_forward)
+    scored = ["metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=64",
+              "metrics.num_fake_train=64", "metrics.batch_size=8", "metrics.every_n_epochs=1",
+              "trainer.max_epochs=2"]  # fmt: skip
+    with caplog.at_level("INFO"):
+        code, stderr = exits(run, tiny_cfg(*scored), capsys)
+    assert code == 143 and "interrupted by SIGTERM at epoch 1, batch " in stderr, stderr[-3000:]
+    assert len(passes) == 3  # not one pass after the signal
+    assert any(r.getMessage().startswith("epoch 0: score stopped after ") for r in caplog.records)
+    assert not list((tmp_path / "data").rglob("real-*.pt"))  # no half-computed real features cached
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert load(ckpt)["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1  # epoch 0, whole
+
+    passes.clear()
+    resumed = train(tiny_cfg(*scored, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+    assert len(passes) == 14 + 8 and resumed["val/fid"] > 0  # epoch 1 trained and scored whole

@@ -5,6 +5,7 @@ training images, the copy check `val/nn_ratio` with its grid of samples beside t
 import json
 import logging
 import time
+from contextlib import closing
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from dcgan_lit.metrics.features import FIDFeatures, check_precision, check_runti
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import (
     Reference,
+    ScoreStopped,
     choose_reference,
     extractor_batch_size,
     features,
@@ -49,7 +51,9 @@ class SampleQuality(Callback):
     statistics), from a fixed z, so epochs compare like with like.
 
     Under DDP, rank 0 alone samples and scores while the other ranks wait, and every rank logs its result.
-    A score that fails is reported in one line and skipped: the epoch's checkpoints are still written.
+    A score that fails is reported in one line and skipped: the epoch's checkpoints are still written. A run told
+    to stop (SIGTERM, Ctrl-C) gives up its score between two Inception passes, so the checkpoint is saved within a
+    second or so rather than after minutes of scoring, which a scheduler's SIGKILL would not wait for.
 
     Args:
         every_n_epochs: how often to score; the last epoch is always scored.
@@ -157,12 +161,18 @@ class SampleQuality(Callback):
         if trainer.is_global_zero:
             try:
                 result = self.score(trainer, pl_module)
+            except ScoreStopped:
+                result = {"stopped": "the run was told to stop (SIGTERM or Ctrl-C)"}
             except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
                 result = {"error": f"{type(e).__name__}: {e}"}
         result = trainer.strategy.broadcast(result, src=0)
         seconds = time.perf_counter() - started
         self.seconds += seconds
         self.scores.append({"epoch": epoch, "seconds": round(seconds, 2), **result})
+        if "stopped" in result:
+            # Lightning saves the checkpoint right after this hook; a resumed run scores at the next cadence.
+            info(log, f"epoch {trainer.current_epoch}: score stopped after {seconds:.0f} s: {result['stopped']}")
+            return
         if "error" in result:
             log.error(
                 f"epoch {trainer.current_epoch}: FID/KID failed and were skipped ({result['error']}); training "
@@ -214,13 +224,17 @@ class SampleQuality(Callback):
         extractor = self._extractor.to(device)
         dm = trainer.datamodule
         batch_size = extractor_batch_size(self.batch_size, device)
-        real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size)
+
+        def stop() -> bool:  # SIGTERM or Ctrl-C since the score began: save first, as PreemptionCheckpoint does
+            return trainer.received_sigterm
+
+        real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size, stop)
         sampler = sampling_generator(trainer, pl_module)
-        samples = generated(sampler, self.samples, pl_module.hparams.nz, device)
-        if self.reference.split != "train":
-            return fid_kid(extractor, real, features(extractor, samples, device, batch_size), device)
-        images = torch.cat([batch.cpu() for batch in samples])  # kept for the grid: 5k at 64x64 is 61 MB
-        fake = features(extractor, [images], device, batch_size)
+        with closing(generated(sampler, self.samples, pl_module.hparams.nz, device)) as samples:  # G's mode back
+            if self.reference.split != "train":
+                return fid_kid(extractor, real, features(extractor, samples, device, batch_size, stop), device)
+            images = torch.cat([batch.cpu() for batch in samples])  # kept for the grid: 5k at 64x64 is 61 MB
+        fake = features(extractor, [images], device, batch_size, stop)
         check = nearest_real(real, fake)
         grid = nearest_grid(images, dm.split_dataset("train"), check)
         epoch = trainer.current_epoch + 1
