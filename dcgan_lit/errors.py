@@ -1,5 +1,6 @@
 """Errors the user can fix: the entry points print them as one line instead of a traceback."""
 
+import signal
 import sys
 from typing import NoReturn
 
@@ -56,3 +57,10 @@ def exit_with(error: BaseException, code: int = 2) -> NoReturn:
     """Print `error` as one line on stderr and exit: a message to act on, not a traceback."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(code)
+
+
+def exit_on_ctrl_c(what: str) -> NoReturn:
+    """Ctrl-C in a command that keeps no state (evaluate, generate): one line saying what it leaves, not the
+    traceback of whatever op it landed in, and Ctrl-C's exit code, 130."""
+    print(f"interrupted by Ctrl-C: {what}", file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)

@@ -18,7 +18,7 @@ from torchvision.utils import save_image
 
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.config_check import check_config, require
-from dcgan_lit.errors import CheckpointError, UserError, exit_with
+from dcgan_lit.errors import CheckpointError, UserError, exit_on_ctrl_c, exit_with
 from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import load_extractor
 from dcgan_lit.metrics.quality import (
@@ -108,6 +108,8 @@ def report(cfg: DictConfig) -> dict:
         result = run(cfg, grid_path=out.with_name(out.name.removesuffix(".json") + ".nearest.png"))
     except UserError as e:
         exit_with(e)
+    except KeyboardInterrupt:
+        exit_on_ctrl_c("no report was written")
     kid = result["kid"]
     print(
         f"FID {result['fid']:.2f}  KID {kid['mean']:.4f} ± {kid['std']:.4f}  precision {result['precision']:.3f}  "

@@ -27,7 +27,7 @@ from torchvision.utils import make_grid, save_image
 
 from dcgan_lit.checkpoint_model import load_generator
 from dcgan_lit.config_check import check_rules, is_int, require
-from dcgan_lit.errors import ConfigError, UserError, exit_with
+from dcgan_lit.errors import ConfigError, UserError, exit_on_ctrl_c, exit_with
 from dcgan_lit.output_files import writable_file, writable_folder
 
 MODES = ("grid", "interpolate", "samples", "export")
@@ -279,6 +279,8 @@ def cli(cfg: DictConfig) -> list[Path]:
         written = run(cfg)
     except UserError as e:
         exit_with(e)
+    except KeyboardInterrupt:
+        exit_on_ctrl_c(f"mode={cfg.mode} stopped; what it had written may be incomplete")
     for path in written:
         print(f"wrote {path}")
     return written

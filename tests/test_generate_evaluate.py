@@ -315,3 +315,25 @@ def test_evaluate_refuses_data_of_another_resolution(
     code, stderr = exits(evaluate.report, cfg, capsys)
     assert code == 2, stderr
     assert "does not fit this data: image_size=32 in the checkpoint but data.image_size=64" in stderr
+
+
+def test_ctrl_c_in_evaluate_and_generate_is_one_line_and_code_130(
+    checkpoint: Path, tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Python's Ctrl-C handler raises KeyboardInterrupt in whatever op is running: a traceback into the Inception
+    or G, before. Now one line, and the shell's code for Ctrl-C."""
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "features", ctrl_c)  # in the middle of the score
+    out = tmp_path / "report.json"
+    cfg = evaluate_cfg(f"ckpt_path={checkpoint}", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=20",
+                       "metrics.num_fake_train=20", f"out={out}", f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+    code, stderr = exits(evaluate.report, cfg, capsys)
+    assert (code, stderr) == (130, "interrupted by Ctrl-C: no report was written\n") and not out.exists()
+
+    monkeypatch.setattr(generate, "grid_image", ctrl_c)  # while G renders the grid
+    code, stderr = exits(generate.cli, generate_cfg(f"ckpt_path={checkpoint}", f"out={tmp_path / 'g.png'}"), capsys)
+    assert (code, stderr) == (130, "interrupted by Ctrl-C: mode=grid stopped; what it had written may be incomplete\n")
