@@ -293,6 +293,22 @@ def test_a_signal_to_the_whole_process_group_with_loader_workers_saves_and_resum
     same_training_state(uninterrupted_folder_run, load(resumed / "checkpoints" / "last.ckpt"))
 
 
+ONE_CPU_SLURM_TASK = ["trainer=slurm", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.strategy=auto",
+                      "trainer.benchmark=null"]  # fmt: skip
+
+
+def slurm_job(tmp_path: Path) -> dict[str, str]:
+    """SLURM's variables for a one-task job 4242, and a stand-in `scontrol` on PATH that appends its arguments to
+    tmp_path/scontrol.log."""
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    return {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_JOB_ID": "4242",
+            "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "dcgan",
+            "SLURM_NODELIST": "localhost", "PATH": f"{scontrol.parent}:{os.environ['PATH']}"}  # fmt: skip
+
+
 def test_the_slurm_requeue_signal_to_the_group_saves_whole_batches_and_the_requeued_job_resumes_exactly(
     tmp_path: Path, photo_folder: list[str], uninterrupted_folder_run: dict
 ) -> None:
@@ -302,18 +318,14 @@ def test_the_slurm_requeue_signal_to_the_group_saves_whole_batches_and_the_reque
     arguments); the workers survive both signals; the requeued job, the same command in the same folder, resumes
     from hpc_ckpt_1.ckpt and ends equal to an uninterrupted run.
     """
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    scontrol = bin_dir / "scontrol"
-    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
-    scontrol.chmod(0o755)
-    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_JOB_ID": "4242",
-             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "dcgan",
-             "SLURM_NODELIST": "localhost", "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # fmt: skip
-    one_cpu = ["trainer=slurm", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.strategy=auto",
-               "trainer.benchmark=null"]  # fmt: skip
+    slurm = slurm_job(tmp_path)
     out, pace = tmp_path / "job", tmp_path / "progress.json"
-    job = [*photo_folder, *one_cpu, "+callbacks.pace._target_=tests.helpers.Pace", f"+callbacks.pace.path={pace}"]
+    job = [
+        *photo_folder,
+        *ONE_CPU_SLURM_TASK,
+        "+callbacks.pace._target_=tests.helpers.Pace",
+        f"+callbacks.pace.path={pace}",
+    ]
 
     proc = start_cli(out, *job, env=slurm, run=FOLDER_RUN)
     wait_for(lambda: progress(pace)["batches"] >= 8, proc)
@@ -383,3 +395,34 @@ def test_a_signal_during_a_score_stops_it_between_two_inception_passes_and_saves
     passes.clear()
     resumed = train(tiny_cfg(*scored, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
     assert len(passes) == 14 + 8 and resumed["val/fid"] > 0  # epoch 1 trained and scored whole
+
+
+def test_slurms_requeue_signal_during_a_score_stops_it_and_requeues_after_the_next_batch(
+    tiny_cfg: Callable[..., DictConfig], tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """submitit's SIGUSR2 comes a minute or two before the time limit; a score on a CPU can outlast that. The
+    requeue used to wait for the score; now the score stops and the requeue follows the next batch."""
+    for name, value in slurm_job(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    passes: list[int] = []
+    forward = FIDFeatures.forward
+
+    def counting_forward(self: FIDFeatures, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            passes.append(len(x))
+            if len(passes) == 3:  # in epoch 0's score
+                os.kill(os.getpid(), signal.SIGUSR2)
+        return forward(self, x)
+
+    monkeypatch.setattr(FIDFeatures, "forward", counting_forward)
+    scored = ["metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake=64",
+              "metrics.num_fake_train=64", "metrics.batch_size=8", "metrics.every_n_epochs=1",
+              "trainer.max_epochs=2", "trainer.limit_train_batches=6"]  # fmt: skip
+    with caplog.at_level("INFO"):
+        result = train(tiny_cfg(*ONE_CPU_SLURM_TASK, *scored))
+    assert any(r.getMessage().startswith("epoch 0: score stopped after ") for r in caplog.records)
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
+    saved = load(tmp_path / "run" / "hpc_ckpt_1.ckpt")
+    assert saved["global_step"] == 2 * (6 + 1)  # epoch 0 and the first batch of epoch 1, whole
+    assert len(passes) == 3 + 14 + 8 and result["val/fid"] > 0  # then the last epoch scored whole, as it went on

@@ -73,6 +73,11 @@ class PreemptionCheckpoint(Checkpoint):
         info(log, f"{signum.name}: finishing this batch, then Lightning's SLURM checkpoint and requeue")
         self._deferred.append((self._previous[signum], signum))
 
+    @property
+    def requeue_pending(self) -> bool:
+        """Whether a requeue signal waits for the end of the current batch."""
+        return bool(self._deferred)
+
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: object) -> None:
         while self._deferred:
             handler, signum = self._deferred.pop(0)
@@ -89,3 +94,11 @@ class PreemptionCheckpoint(Checkpoint):
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.ckpt_path)
             info(log, f"interrupted: saved {self.ckpt_path} at epoch {trainer.current_epoch}")
+
+
+def asked_to_stop(trainer: Trainer) -> bool:
+    """Whether the run has been told to stop (SIGTERM, Ctrl-C) or to requeue (SLURM's SIGUSR1/2) since it started:
+    work that is not training, such as a score that takes minutes on a CPU, gives way so the checkpoint or the
+    requeue happens before the scheduler's SIGKILL."""
+    requeue = any(isinstance(c, PreemptionCheckpoint) and c.requeue_pending for c in trainer.callbacks)
+    return trainer.received_sigterm or requeue

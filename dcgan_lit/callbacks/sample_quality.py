@@ -15,6 +15,7 @@ from torchvision.utils import save_image
 
 from dcgan_lit.callbacks.cadence import ends_run
 from dcgan_lit.callbacks.ema import sampling_generator
+from dcgan_lit.callbacks.preemption import asked_to_stop
 from dcgan_lit.console import info
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.logger_media import log_image
@@ -52,8 +53,9 @@ class SampleQuality(Callback):
 
     Under DDP, rank 0 alone samples and scores while the other ranks wait, and every rank logs its result.
     A score that fails is reported in one line and skipped: the epoch's checkpoints are still written. A run told
-    to stop (SIGTERM, Ctrl-C) gives up its score between two Inception passes, so the checkpoint is saved within a
-    second or so rather than after minutes of scoring, which a scheduler's SIGKILL would not wait for.
+    to stop (SIGTERM, Ctrl-C) or to requeue (SLURM's SIGUSR1/2) gives up its score between two Inception passes, so
+    the checkpoint or the requeue comes within a second or so rather than after minutes of scoring, which a
+    scheduler's SIGKILL would not wait for.
 
     Args:
         every_n_epochs: how often to score; the last epoch is always scored.
@@ -162,7 +164,7 @@ class SampleQuality(Callback):
             try:
                 result = self.score(trainer, pl_module)
             except ScoreStopped:
-                result = {"stopped": "the run was told to stop (SIGTERM or Ctrl-C)"}
+                result = {"stopped": "the run was told to stop or to requeue (SIGTERM, Ctrl-C, SIGUSR1/2)"}
             except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
                 result = {"error": f"{type(e).__name__}: {e}"}
         result = trainer.strategy.broadcast(result, src=0)
@@ -225,8 +227,8 @@ class SampleQuality(Callback):
         dm = trainer.datamodule
         batch_size = extractor_batch_size(self.batch_size, device)
 
-        def stop() -> bool:  # SIGTERM or Ctrl-C since the score began: save first, as PreemptionCheckpoint does
-            return trainer.received_sigterm
+        def stop() -> bool:
+            return asked_to_stop(trainer)
 
         real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size, stop)
         sampler = sampling_generator(trainer, pl_module)
