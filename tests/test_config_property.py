@@ -72,7 +72,15 @@ def outcomes() -> dict[str, int]:
     assert counts["built"] >= 10 and counts["refused"] >= 10, counts
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized: the same 60 configs every run. Drawn afresh each time, a run now and then drew fewer than the 10
+# refusals that `outcomes` asks for (9 of 62 once in CI), and the suite failed for no change of the code.
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @example(image_size=32, nz=4, ngf=4, ndf=4, nc=3, batch_size=8, lr_g=2e-4, lr_d=2e-4)  # always one that builds
 @example(image_size=48, nz=4, ngf=4, ndf=4, nc=3, batch_size=8, lr_g=2e-4, lr_d=2e-4)  # and one that is refused
 @given(
