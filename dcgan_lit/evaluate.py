@@ -31,6 +31,7 @@ from dcgan_lit.metrics.quality import (
     real_split_features,
 )
 from dcgan_lit.output_files import skip_on_write_error, writable_file
+from dcgan_lit.precision import emulated_bf16
 
 
 def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
@@ -57,6 +58,8 @@ def run(cfg: DictConfig, grid_path: Path | None = None) -> dict:
     num_fake = m.num_fake_train if reference.split == "train" else m.num_fake
     print(f"reference: {reference.describe()}; protocol {reference.protocol(num_fake)}")
     extractor = load_extractor(m.inception_weights, m.extractor_precision, device, m.cpu_runtime).to(device)
+    if slow := emulated_bf16("metrics.extractor_precision", m.extractor_precision, device.type == "cpu"):
+        print(f"warning: {slow}")  # evaluate prints, as its other lines: Hydra's logging is off for it
     batch_size = extractor_batch_size(m.batch_size, device)
     real = real_split_features(extractor, dm, reference.split, device, Path(m.cache_dir), batch_size)
     nz = run_config["model"]["nz"]

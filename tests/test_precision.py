@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from dcgan_lit.metrics.features import load_extractor
+from dcgan_lit import evaluate
 from dcgan_lit.precision import cpu_has_amx_bf16, emulated_bf16, resolve_extractor_precision, resolve_precision
 from dcgan_lit.train import train
+from tests.conftest import CONF_DIR
 
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
 ICE_LAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n"
@@ -93,21 +95,43 @@ def test_bf16_asked_for_on_a_cpu_without_amx_is_warned_about(
         assert "27x" in message and message.endswith("trainer.precision=auto runs fp32 on this CPU.")
 
 
-def test_a_run_and_a_scorer_in_bf16_on_a_cpu_without_amx_say_it_is_slow(
+def test_a_run_and_evaluate_in_bf16_on_a_cpu_without_amx_say_it_is_slow(
     tiny_cfg: Callable[..., DictConfig],
     tiny_weights: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture,
 ) -> None:
-    """What a user who types bf16 on a laptop sees: one warning each, naming the key; the run goes on as asked."""
+    """What a user who types bf16 on a laptop sees: a warning for each key, in the run's log and in evaluate's
+    output (whose logging Hydra turns off); the run goes on as asked."""
     monkeypatch.setattr("dcgan_lit.precision.cpu_has_amx_bf16", lambda: False)
+    scored = ["metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.extractor_precision=bf16",
+              "metrics.num_fake=16", "metrics.num_fake_train=16"]  # fmt: skip
     with caplog.at_level("INFO"):
-        train(tiny_cfg("trainer.max_steps=1", "trainer.precision=bf16-mixed"))
-        extractor = load_extractor(str(tiny_weights), "bf16")
+        result = train(tiny_cfg("trainer.max_epochs=1", "trainer.precision=bf16-mixed", *scored))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert [w.split(" on a CPU")[0] for w in warnings if "without AMX-BF16" in w] == [
         "trainer.precision=bf16-mixed",
         "metrics.extractor_precision=bf16",
     ]
     assert any(r.getMessage().startswith("precision: bf16-mixed (") for r in caplog.records)
-    assert extractor.bf16  # warned, not overruled
+    assert "val/fid_bf16" in result  # warned, not overruled
+
+    capsys.readouterr()
+    evaluate.report(
+        compose_evaluate(
+            f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+            *scored,
+            f"out={tmp_path / 'report.json'}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        )  # fmt: skip
+    )
+    printed = capsys.readouterr().out
+    assert "warning: metrics.extractor_precision=bf16 on a CPU without AMX-BF16" in printed
+    assert json.loads((tmp_path / "report.json").read_text())["protocol"]["extractor"].endswith("(bf16 autocast)")
+
+
+def compose_evaluate(*overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("evaluate", overrides=list(overrides))

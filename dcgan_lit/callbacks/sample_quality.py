@@ -16,7 +16,7 @@ from torchvision.utils import save_image
 from dcgan_lit.callbacks.cadence import ends_run
 from dcgan_lit.callbacks.ema import sampling_generator
 from dcgan_lit.callbacks.preemption import asked_to_stop
-from dcgan_lit.console import info
+from dcgan_lit.console import info, warning
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.logger_media import log_image
 from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
@@ -33,6 +33,7 @@ from dcgan_lit.metrics.quality import (
     real_split_features,
 )
 from dcgan_lit.output_files import skip_on_write_error
+from dcgan_lit.precision import emulated_bf16
 
 log = logging.getLogger(__name__)
 SCORES = ("fid", "kid", "precision", "recall", "nn_ratio")  # logged as val/<name>, or val/<name>_bf16
@@ -119,6 +120,9 @@ class SampleQuality(Callback):
             rank_zero_warn(f"{e} FID/KID are skipped in this run.")
             return
         self.suffix = BF16 if self._extractor.bf16 else ""
+        on_cpu = trainer.strategy.root_device.type == "cpu"
+        if slow := emulated_bf16("metrics.extractor_precision", self.extractor_precision, on_cpu):
+            warning(log, slow)
         extractor = self._extractor
         info(log, f"FID/KID extractor: {extractor.name} ({extractor.chosen_by}; runs in {extractor.runtime})")
         self.point_checkpoints_at_scores(trainer)
@@ -192,9 +196,8 @@ class SampleQuality(Callback):
             f"precision {result['precision']:.3f}, recall {result['recall']:.3f}{copies} ({self.protocol})",
         )
         warnings = [mode_collapse_warning(previous, result) if previous else None, result.get("copy_warning")]
-        for warning in filter(None, warnings):
-            if trainer.is_global_zero:
-                log.warning(f"epoch {trainer.current_epoch}: {warning}")
+        for message in filter(None, warnings):
+            warning(log, f"epoch {trainer.current_epoch}: {message}")
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._extractor is None or not trainer.is_global_zero:

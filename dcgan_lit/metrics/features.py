@@ -6,19 +6,16 @@ its inputs; antialiasing would smooth GAN textures and lower FID against publish
 """
 
 import hashlib
-import logging
 import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dcgan_lit.console import warning
 from dcgan_lit.errors import ConfigError
 from dcgan_lit.metrics.onnx_inception import RUNTIMES, onnx_inception
-from dcgan_lit.precision import emulated_bf16, resolve_extractor_precision
+from dcgan_lit.precision import resolve_extractor_precision
 
-log = logging.getLogger(__name__)
 FEATURES = 2048
 CPU = torch.device("cpu")
 PRECISIONS = ("fp32", "bf16", "auto")  # of the extractor (auto: bf16 where fast); every reported figure is fp32
@@ -160,8 +157,6 @@ def load_extractor(
     `cpu_runtime` is FIDFeatures'."""
     check_precision(precision)
     check_runtime(cpu_runtime)
-    if slow := emulated_bf16("metrics.extractor_precision", precision, device.type == "cpu"):
-        warning(log, slow)
     precision, chosen_by = resolve_extractor_precision(precision, device)
     bf16 = precision == "bf16"
     if inception_weights:
