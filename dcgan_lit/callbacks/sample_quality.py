@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -229,10 +230,7 @@ class SampleQuality(Callback):
         extractor = self._extractor.to(device)
         dm = trainer.datamodule
         batch_size = extractor_batch_size(self.batch_size, device)
-
-        def stop() -> bool:
-            return asked_to_stop(trainer)
-
+        stop = partial(asked_to_stop, trainer)
         real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size, stop)
         sampler = sampling_generator(trainer, pl_module)
         with closing(generated(sampler, self.samples, pl_module.hparams.nz, device)) as samples:  # G's mode back
