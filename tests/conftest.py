@@ -35,6 +35,14 @@ TINY: list[str] = [
     "~callbacks.progress_bar",
 ]
 
+# trainer=ddp as two gloo processes on the CPU.
+DDP_ON_TWO_CPUS: list[str] = [
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+    "trainer.devices=2",
+    "trainer.benchmark=null",
+]
+
 
 # The width keys that an experiment's nets do not have (no ngf in an upsampling G, none at all in the MLP GAN).
 NO_WIDTH_KEYS = {

@@ -164,3 +164,23 @@ class DeleteImages(Callback):
         if pl_module.batches_done == self.batch:
             for path in self.root.glob("*.png"):
                 path.unlink()
+
+
+class SlowScore(Callback):
+    """Makes each of rank 0's Inception passes take `seconds` and writes `marker` at the first, so a test can
+    signal a run (DDP included) while it scores."""
+
+    def __init__(self, marker: str, seconds: float = 0.5) -> None:
+        self.marker, self.seconds = Path(marker), seconds
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        from dcgan_lit.callbacks.sample_quality import SampleQuality
+
+        def slow(module: torch.nn.Module, args: tuple) -> None:
+            if args[0].dim() == 4:  # images, not cached feature rows passing through
+                self.marker.touch()
+                time.sleep(self.seconds)
+
+        for callback in trainer.callbacks:
+            if isinstance(callback, SampleQuality) and callback._extractor is not None and trainer.is_global_zero:
+                callback._extractor.register_forward_pre_hook(slow)

@@ -10,17 +10,11 @@ import torch
 from omegaconf import DictConfig
 
 from dcgan_lit.train import run
+from tests.conftest import DDP_ON_TWO_CPUS as TWO_GLOO_RANKS
 from tests.conftest import TINY, cli, exits
 
 A_GPU_HERE = torch.cuda.is_available() or torch.backends.mps.is_available()
-# trainer=ddp as two gloo processes on the CPU, one epoch.
-DDP_ON_TWO_CPUS = (
-    "trainer=ddp",
-    "trainer.accelerator=cpu",
-    "trainer.devices=2",
-    "trainer.benchmark=null",
-    "trainer.max_epochs=1",
-)
+DDP_ON_TWO_CPUS = (*TWO_GLOO_RANKS, "trainer.max_epochs=1")
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -16,11 +16,12 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from dcgan_lit.callbacks import sample_quality
 from dcgan_lit.checkpoint_io import AtomicCheckpointIO
 from dcgan_lit.errors import CheckpointError, ConfigError
 from dcgan_lit.metrics.features import FIDFeatures
 from dcgan_lit.train import run, train
-from tests.conftest import REPO, TINY, exits
+from tests.conftest import DDP_ON_TWO_CPUS, REPO, TINY, exits
 from tests.conftest import load_checkpoint as load
 
 # 108 training images in batches of 16: 6 batches an epoch, 2 epochs.
@@ -397,6 +398,35 @@ def test_a_signal_during_a_score_stops_it_between_two_inception_passes_and_saves
     assert len(passes) == 14 + 8 and resumed["val/fid"] > 0  # epoch 1 trained and scored whole
 
 
+def test_a_signal_while_a_score_draws_its_samples_stops_it_before_the_next_batch_of_them(
+    tiny_cfg: Callable[..., DictConfig], tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """fid5k-train draws all 5,000 samples before its first Inception pass (they are kept for the copy check's
+    grid): under DDP on 2 cores that took fewshot's G 100 s, which a stop between Inception passes did not cover."""
+    drawn: list[int] = []
+    sampler = sample_quality.sampling_generator
+
+    def signal_at_the_first_batch(module: torch.nn.Module, args: tuple) -> None:
+        drawn.append(len(args[0]))
+        if len(drawn) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def hooked(trainer: object, pl_module: object) -> torch.nn.Module:
+        g = sampler(trainer, pl_module)
+        g.register_forward_pre_hook(signal_at_the_first_batch)
+        return g
+
+    monkeypatch.setattr(sample_quality, "sampling_generator", hooked)
+    scored = ["metrics=fid", f"metrics.inception_weights={tiny_weights}", "metrics.num_fake_train=250",
+              "metrics.every_n_epochs=1"]  # fmt: skip
+    with caplog.at_level("INFO"):
+        code, stderr = exits(run, tiny_cfg(*scored), capsys)
+    assert code == 143 and "interrupted by SIGTERM at epoch 1, batch " in stderr, stderr[-3000:]
+    assert drawn == [100]  # of 100, 100 and 50: a CPU draws 100 a call
+    assert any(r.getMessage().startswith("epoch 0: score stopped after ") for r in caplog.records)
+
+
 def test_slurms_requeue_signal_during_a_score_stops_it_and_requeues_after_the_next_batch(
     tiny_cfg: Callable[..., DictConfig], tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -426,3 +456,49 @@ def test_slurms_requeue_signal_during_a_score_stops_it_and_requeues_after_the_ne
     saved = load(tmp_path / "run" / "hpc_ckpt_1.ckpt")
     assert saved["global_step"] == 2 * (6 + 1)  # epoch 0 and the first batch of epoch 1, whole
     assert len(passes) == 3 + 14 + 8 and result["val/fid"] > 0  # then the last epoch scored whole, as it went on
+
+
+def test_sigterm_to_a_ddp_run_during_a_score_stops_the_score_and_saves_on_every_rank(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    """Two gloo ranks, signalled as a cluster signals a job: rank 0 scores while rank 1 waits for its result.
+    Lightning's SIGTERM handler broadcasts on every rank each time it runs. A rank 1 blocked in a collective of its
+    own answered rank 0's broadcast with the wrong one (a gloo error, exit 1); a rank 1 that ran the handler twice,
+    for the group's signal and for rank 0's forwarding of it, left its second broadcast unanswered (a hang)."""
+    out, marker = tmp_path / "run", tmp_path / "scoring"
+    scored = [*DDP_ON_TWO_CPUS, "trainer.max_epochs=2", "metrics=fid", f"metrics.inception_weights={tiny_weights}",
+              "metrics.num_fake_train=64", "metrics.batch_size=8", "metrics.every_n_epochs=1"]  # fmt: skip
+    slow = ["+callbacks.slow._target_=tests.helpers.SlowScore", f"+callbacks.slow.marker={marker}"]
+    proc = start_cli(out, *scored, *slow)
+    wait_for(marker.exists, proc, timeout=180)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"no exit 60 s after SIGTERM: {proc.communicate()[1][-3000:]}") from None
+    assert proc.returncode == 143 and "interrupted by SIGTERM at epoch " in stderr, stderr[-3000:]
+    assert "score stopped after " in (out / "train.log").read_text()
+    saved = load(out / "checkpoints" / "last.ckpt")
+    assert saved["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1  # epoch 0, whole
+
+    resumed = tmp_path / "resumed"
+    proc = start_cli(resumed, *scored, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}")
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-3000:]
+    scores = json.loads((resumed / "sample_quality.json").read_text())["scores"]
+    assert [s["epoch"] for s in scores] == [2] and scores[0]["fid"] > 0  # epoch 1 trained and scored on both ranks
+
+
+def test_signal_handlers_are_as_before_after_a_run(
+    tiny_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning puts back the handlers it replaced before the callbacks' teardown; ours must not then put
+    Lightning's back over them (SLURM's requeue handlers, here), or a finished trainer would answer the next signal
+    and chain itself into the next run of a sweep."""
+    for name, value in slurm_job(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+    before = {s: signal.getsignal(s) for s in signals}
+    train(tiny_cfg(*ONE_CPU_SLURM_TASK, "trainer.max_epochs=1"))
+    assert {s: signal.getsignal(s) for s in signals} == before

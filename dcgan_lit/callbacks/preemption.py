@@ -47,16 +47,35 @@ class PreemptionCheckpoint(Checkpoint):
         self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
         self.signal: signal.Signals = signal.SIGTERM  # what stopped the run, for its exit message and code
         self._previous: dict[signal.Signals, object] = {}  # handlers replaced in on_train_start, restored after
+        self._installed: dict[signal.Signals, Callable] = {}  # what on_train_start put in their place
         self._deferred: list[tuple[Callable, signal.Signals]] = []  # requeue handlers to run at the batch's end
+        self._lightning_sigterm: Callable | None = None
+        self._sigterm_seen = False
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning has installed its handlers by now; signal handlers can only be set from the main thread.
         if threading.current_thread() is not threading.main_thread():
             return
-        self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
+        self._sigterm_seen = False
+        self._install(signal.SIGINT, self._on_sigint)
+        if callable(sigterm := signal.getsignal(signal.SIGTERM)):
+            self._lightning_sigterm = sigterm
+            self._install(signal.SIGTERM, self._sigterm_once)
         for signum in REQUEUE_SIGNALS:
             if callable(signal.getsignal(signum)):  # only where Lightning set one (SLURM with auto_requeue)
-                self._previous[signum] = signal.signal(signum, self._defer)
+                self._install(signum, self._defer)
+
+    def _install(self, signum: signal.Signals, handler: Callable) -> None:
+        self._previous[signum] = signal.signal(signum, handler)
+        self._installed[signum] = handler
+
+    def _sigterm_once(self, signum: int, frame: FrameType | None) -> None:
+        # Under DDP each call of Lightning's handler broadcasts from rank 0, and every rank must make as many calls:
+        # one. A scheduler signals every rank, and rank 0's handler forwards the signal to the ranks it launched, so
+        # those get it twice; a second broadcast on one rank alone pairs with nothing and the run hangs.
+        if not self._sigterm_seen:
+            self._sigterm_seen = True
+            self._lightning_sigterm(signum, frame)
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         if self.signal == signal.SIGINT:  # the second Ctrl-C: the user does not want to wait for the batch
@@ -66,7 +85,7 @@ class PreemptionCheckpoint(Checkpoint):
         info(log, "Ctrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to stop at once)")
         sigterm = signal.getsignal(signal.SIGTERM)
         if callable(sigterm):
-            sigterm(signal.SIGTERM, frame)  # Lightning's handler: stop after this batch, on every rank
+            sigterm(signal.SIGTERM, frame)  # Lightning's handler, once: stop after this batch, on every rank
 
     def _defer(self, signum: int, frame: FrameType | None) -> None:
         signum = signal.Signals(signum)
@@ -86,9 +105,12 @@ class PreemptionCheckpoint(Checkpoint):
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if threading.current_thread() is threading.main_thread():
             for signum, handler in self._previous.items():
-                if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                # Only where ours is still set: Lightning's own teardown may have put back the handlers it replaced,
+                # and putting its handler back over them would chain a finished trainer into the next run's.
+                # None: a handler not set from Python, which cannot be put back.
+                if handler is not None and signal.getsignal(signum) == self._installed[signum]:
                     signal.signal(signum, handler)
-        self._previous = {}
+        self._previous, self._installed = {}, {}
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):

@@ -16,6 +16,7 @@ from torchvision.utils import save_image
 
 from dcgan_lit.callbacks.cadence import ends_run
 from dcgan_lit.callbacks.ema import sampling_generator
+from dcgan_lit.callbacks.from_rank_zero import from_rank_zero
 from dcgan_lit.callbacks.preemption import asked_to_stop
 from dcgan_lit.console import info, warning
 from dcgan_lit.errors import ConfigError
@@ -24,6 +25,8 @@ from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, check_precision, check_runtime, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import (
+    CPU_SAMPLES,
+    GPU_SAMPLES,
     Reference,
     ScoreStopped,
     choose_reference,
@@ -53,11 +56,11 @@ class SampleQuality(Callback):
     (and `python -m dcgan_lit.evaluate`) reuse them. Samples come from G in eval mode (BatchNorm running
     statistics), from a fixed z, so epochs compare like with like.
 
-    Under DDP, rank 0 alone samples and scores while the other ranks wait, and every rank logs its result.
-    A score that fails is reported in one line and skipped: the epoch's checkpoints are still written. A run told
-    to stop (SIGTERM, Ctrl-C) or to requeue (SLURM's SIGUSR1/2) gives up its score between two Inception passes, so
-    the checkpoint or the requeue comes within a second or so rather than after minutes of scoring, which a
-    scheduler's SIGKILL would not wait for.
+    Under DDP, rank 0 alone samples and scores while the other ranks wait (`from_rank_zero`), and every rank logs
+    its result. A score that fails is reported in one line and skipped: the epoch's checkpoints are still written.
+    A run told to stop (SIGTERM, Ctrl-C) or to requeue (SLURM's SIGUSR1/2) gives up its score between two Inception
+    passes or two batches of samples, so the checkpoint or the requeue comes within seconds rather than after
+    minutes of scoring, which a scheduler's SIGKILL would not wait for.
 
     Args:
         every_n_epochs: how often to score; the last epoch is always scored.
@@ -172,7 +175,7 @@ class SampleQuality(Callback):
                 result = {"stopped": "the run was told to stop or to requeue (SIGTERM, Ctrl-C, SIGUSR1/2)"}
             except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
                 result = {"error": f"{type(e).__name__}: {e}"}
-        result = trainer.strategy.broadcast(result, src=0)
+        result = from_rank_zero(trainer, f"score/epoch{epoch}", result)
         seconds = time.perf_counter() - started
         self.seconds += seconds
         self.scores.append({"epoch": epoch, "seconds": round(seconds, 2), **result})
@@ -233,7 +236,9 @@ class SampleQuality(Callback):
         stop = partial(asked_to_stop, trainer)
         real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size, stop)
         sampler = sampling_generator(trainer, pl_module)
-        with closing(generated(sampler, self.samples, pl_module.hparams.nz, device)) as samples:  # G's mode back
+        per_call = CPU_SAMPLES if device.type == "cpu" else GPU_SAMPLES
+        samples = generated(sampler, self.samples, pl_module.hparams.nz, device, per_call, stop=stop)
+        with closing(samples):  # G's mode back, even when the score stops or fails
             if self.reference.split != "train":
                 return fid_kid(extractor, real, features(extractor, samples, device, batch_size, stop), device)
             images = torch.cat([batch.cpu() for batch in samples])  # kept for the grid: 5k at 64x64 is 61 MB

@@ -4,7 +4,7 @@ import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,10 @@ def to_uint8(images: Tensor) -> Tensor:
 # fid5k-train took 485 to 513 s at 10 against 575 to 590 s at 50 on a 2-core AMD EPYC, the same FID to every digit
 # (BENCHMARKS.md, "The Inception's batch on a CPU"). A GPU keeps the 50 it always had.
 CPU_BATCH, GPU_BATCH = 10, 50
+# Samples per G call in a score. A run told to stop waits for the current one: 500 of fewshot's G took 10 to 20 s
+# on one core (a rank of DDP on 2 cores), against SLURM's default 30 s between SIGTERM and SIGKILL. The same z
+# either way: a seeded CPU randn draws the same numbers in 5 calls of 100 as in one of 500.
+CPU_SAMPLES, GPU_SAMPLES = 100, 500
 
 
 def extractor_batch_size(batch_size: int | None, device: torch.device) -> int:
@@ -46,7 +50,7 @@ def extractor_batch_size(batch_size: int | None, device: torch.device) -> int:
 
 
 class ScoreStopped(Exception):
-    """A score given up between two Inception passes because the run was asked to stop."""
+    """A score given up between two Inception passes, or two batches of samples, because the run was asked to stop."""
 
 
 @torch.no_grad()
@@ -71,13 +75,24 @@ def features(
 
 
 @torch.no_grad()
-def generated(generator: nn.Module, num: int, nz: int, device: torch.device, batch_size: int = 500, seed: int = 0):
-    """Yield `num` uint8 samples of `generator` in eval mode from a seeded z, batch by batch."""
+def generated(
+    generator: nn.Module,
+    num: int,
+    nz: int,
+    device: torch.device,
+    batch_size: int = 500,
+    seed: int = 0,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[Tensor]:
+    """Yield `num` uint8 samples of `generator` in eval mode from a seeded z, batch by batch. `stop` is asked
+    before every batch, as in `features`: 5,000 samples of a 64px G take a minute or more on a CPU."""
     was_training = generator.training
     generator.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     try:
         for start in range(0, num, batch_size):
+            if stop is not None and stop():
+                raise ScoreStopped
             z = torch.randn(min(batch_size, num - start), nz, device=device, generator=gen)
             yield to_uint8(generator(z))
     finally:
