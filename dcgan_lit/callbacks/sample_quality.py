@@ -191,8 +191,9 @@ class SampleQuality(Callback):
             return
         previous, self.last = self.last, result
         for name in (name for name in SCORES if name in result):
-            # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks.
-            pl_module.log(f"val/{name}{self.suffix}", float(result[name]), on_epoch=True, sync_dist=False)
+            # Every rank logs rank 0's value, so monitors such as best.ckpt agree on all ranks. The mean of equal
+            # values is that value exactly; sync_dist only answers Lightning's warning for unsynced epoch logs.
+            pl_module.log(f"val/{name}{self.suffix}", float(result[name]), on_epoch=True, sync_dist=True)
         copies = f", nn_ratio {result['nn_ratio']:.2f}" if "nn_ratio" in result else ""
         info(
             log,

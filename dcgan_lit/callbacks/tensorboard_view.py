@@ -91,7 +91,9 @@ class TensorBoardView(Callback):
         if self._sum is None:
             return
         means = (self._sum / self._batches).tolist()
-        pl_module.log_dict(dict(zip(EPOCH_MEANS, means, strict=True)), on_step=False, on_epoch=True)
+        # Under DDP each rank has its own shard and rank 0 alone writes: sync_dist makes the mean all ranks' (every
+        # rank runs as many batches), with one small all-reduce per name an epoch.
+        pl_module.log_dict(dict(zip(EPOCH_MEANS, means, strict=True)), on_step=False, on_epoch=True, sync_dist=True)
         self._sum, self._batches = None, 0
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
