@@ -37,6 +37,21 @@ def epoch_position(trainer: Trainer) -> tuple[int, int]:
     return epochs.processed, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
 
+def stopped_at(trainer: Trainer) -> str:
+    """Where an interrupted fit stopped, for its exit message: `epoch E, batch B` (B batches of epoch E trained), or
+    `the end of epoch E` when the signal stopped the epoch-end hooks (a score) after all of epoch E's batches.
+
+    Reads `fit_loop.epoch_progress.current`: an epoch counts as started before its first batch and as completed
+    after its end hooks, just before Lightning raises for the signal. In between, the batch counter still holds the
+    last epoch's count, which `epoch_position` cannot tell from a mid-epoch position.
+    """
+    epochs = trainer.fit_loop.epoch_progress.current
+    if epochs.started == epochs.completed > 0:
+        return f"the end of epoch {epochs.completed - 1}"
+    epoch, batch = epoch_position(trainer)
+    return f"epoch {epoch}, batch {batch}"
+
+
 def callback_state_key(callback: Callback, **settings: Any) -> str:
     """A callback's key in `checkpoint["callbacks"]`, built from `settings` the way Lightning builds its own.
 

@@ -30,7 +30,7 @@ from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_accelerator, check_batch_norm, check_config, check_multirun
 from dcgan_lit.console import info, quiet_console, warning
 from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
-from dcgan_lit.lightning_internals import epoch_position
+from dcgan_lit.lightning_internals import stopped_at
 from dcgan_lit.loggers import finish as finish_loggers
 from dcgan_lit.output_files import writable_folder
 from dcgan_lit.precision import emulated_bf16, resolve_precision, trains_on_cpu
@@ -113,8 +113,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if preemption
             else "no checkpoint callback"
         )
-        at = f"epoch {trainer.current_epoch}, batch {epoch_position(trainer)[1]}"
-        raise Interrupted(signum, f"interrupted by {signum.name} at {at}: {where}") from None
+        raise Interrupted(signum, f"interrupted by {signum.name} at {stopped_at(trainer)}: {where}") from None
     finally:
         finish_loggers(loggers, failed=not fitted)
     if resumed_at is not None and trainer.global_step == resumed_at:

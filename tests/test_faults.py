@@ -386,7 +386,7 @@ def test_a_signal_during_a_score_stops_it_between_two_inception_passes_and_saves
               "trainer.max_epochs=2"]  # fmt: skip
     with caplog.at_level("INFO"):
         code, stderr = exits(run, tiny_cfg(*scored), capsys)
-    assert code == 143 and "interrupted by SIGTERM at epoch 1, batch " in stderr, stderr[-3000:]
+    assert code == 143 and "interrupted by SIGTERM at the end of epoch 0: saved " in stderr, stderr[-3000:]
     assert len(passes) == 3  # not one pass after the signal
     assert any(r.getMessage().startswith("epoch 0: score stopped after ") for r in caplog.records)
     assert not list((tmp_path / "data").rglob("real-*.pt"))  # no half-computed real features cached
@@ -422,7 +422,7 @@ def test_a_signal_while_a_score_draws_its_samples_stops_it_before_the_next_batch
               "metrics.every_n_epochs=1"]  # fmt: skip
     with caplog.at_level("INFO"):
         code, stderr = exits(run, tiny_cfg(*scored), capsys)
-    assert code == 143 and "interrupted by SIGTERM at epoch 1, batch " in stderr, stderr[-3000:]
+    assert code == 143 and "interrupted by SIGTERM at the end of epoch 0: saved " in stderr, stderr[-3000:]
     assert drawn == [100]  # of 100, 100 and 50: a CPU draws 100 a call
     assert any(r.getMessage().startswith("epoch 0: score stopped after ") for r in caplog.records)
 
@@ -477,7 +477,7 @@ def test_sigterm_to_a_ddp_run_during_a_score_stops_the_score_and_saves_on_every_
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise AssertionError(f"no exit 60 s after SIGTERM: {proc.communicate()[1][-3000:]}") from None
-    assert proc.returncode == 143 and "interrupted by SIGTERM at epoch " in stderr, stderr[-3000:]
+    assert proc.returncode == 143 and "interrupted by SIGTERM at the end of epoch 0: " in stderr, stderr[-3000:]
     assert "score stopped after " in (out / "train.log").read_text()
     saved = load(out / "checkpoints" / "last.ckpt")
     assert saved["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1  # epoch 0, whole

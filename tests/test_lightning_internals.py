@@ -15,6 +15,7 @@ from dcgan_lit.lightning_internals import (
     callback_state_key,
     epoch_position,
     save_unless_saved,
+    stopped_at,
     write_summary,
 )
 from dcgan_lit.module import DCGAN
@@ -42,10 +43,12 @@ class RecordPosition(L.Callback):
 
     def __init__(self) -> None:
         self.seen: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        self.messages: list[str] = []  # stopped_at() at each batch's end
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         batch_idx = args[-1]
         self.seen.append((epoch_position(trainer), (trainer.current_epoch, batch_idx + 1)))
+        self.messages.append(stopped_at(trainer))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seen.append((epoch_position(trainer), (trainer.current_epoch + 1, 0)))  # where a resume would start
@@ -66,6 +69,10 @@ def test_the_fit_loops_progress_counters_say_where_a_resume_starts(
             "dcgan_lit/lightning_internals.py epoch_position(), or resumed runs train on other batches than the "
             "run they continue."
         )
+    # An interruption's exit message: mid-epoch, and after the epoch-end hooks (where Lightning raises for a signal
+    # that came during them, a score's).
+    assert record.messages == [f"epoch {e}, batch {b}" for e in (0, 1) for b in (1, 2, 3)]
+    assert stopped_at(trainer) == "the end of epoch 1", "update dcgan_lit/lightning_internals.py stopped_at()"
 
 
 def test_callback_state_keys_are_built_as_lightning_builds_its_own(tmp_path: Path) -> None:
