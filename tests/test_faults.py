@@ -490,6 +490,20 @@ def test_sigterm_to_a_ddp_run_during_a_score_stops_the_score_and_saves_on_every_
     assert [s["epoch"] for s in scores] == [2] and scores[0]["fid"] > 0  # epoch 1 trained and scored on both ranks
 
 
+def test_a_second_ddp_fit_in_the_same_processes_does_not_read_the_first_fits_scores(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    """The other ranks take rank 0's score from the process group's store, where the first fit's epoch-1 score is
+    still kept when a script fits again in the same processes: each fit's keys are its own."""
+    script = [sys.executable, str(REPO / "tests" / "two_ddp_fits.py"), str(tmp_path), str(tiny_weights)]
+    proc = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for fit in ("fit1", "fit2"):
+        scored = json.loads((tmp_path / fit / "sample_quality.json").read_text())["scores"][0]["fid"]  # rank 0's
+        logged = [json.loads((tmp_path / fit / f"draws{r}.json").read_text())["val_fid"] for r in (0, 1)]
+        assert logged == [pytest.approx(scored, rel=1e-6)] * 2, (fit, scored, logged)
+
+
 def test_signal_handlers_are_as_before_after_a_run(
     tiny_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

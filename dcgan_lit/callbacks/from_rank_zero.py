@@ -10,7 +10,8 @@ POLL_SECONDS = 0.2
 
 
 def from_rank_zero(trainer: Trainer, key: str, value: dict | None) -> dict:
-    """Rank 0 passes `value` (JSON-able); every rank gets it back under `key`, which must be new in this run.
+    """Rank 0 passes `value` (JSON-able); every rank gets it back. `key` must be new to the process group, which a
+    script that fits twice keeps from one fit to the next.
 
     The other ranks poll the process group's key-value store (the TCPStore that `init_process_group` made) instead
     of waiting in `strategy.broadcast`. A rank blocked in a collective cannot run Python signal handlers, and

@@ -5,6 +5,7 @@ training images, the copy check `val/nn_ratio` with its grid of samples beside t
 import json
 import logging
 import time
+import uuid
 from contextlib import closing
 from functools import partial
 from pathlib import Path
@@ -110,6 +111,7 @@ class SampleQuality(Callback):
         self.scores: list[dict] = []  # every score of this run, with its epoch and seconds
         self.seconds = 0.0  # spent scoring
         self._start = 0.0
+        self._fit_id = ""  # rank 0's, on every rank: the scores' keys in `from_rank_zero` are this fit's alone
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # At start-up, not after the first epoch. A file the user named must load; the default download may
@@ -159,6 +161,8 @@ class SampleQuality(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start = time.perf_counter()
+        # A collective here, where every rank is, and none during the scores.
+        self._fit_id = trainer.strategy.broadcast(uuid.uuid4().hex, src=0)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._extractor is None:
@@ -175,7 +179,7 @@ class SampleQuality(Callback):
                 result = {"stopped": "the run was told to stop or to requeue (SIGTERM, Ctrl-C, SIGUSR1/2)"}
             except Exception as e:  # a metric must never cost the run or this epoch's checkpoint
                 result = {"error": f"{type(e).__name__}: {e}"}
-        result = from_rank_zero(trainer, f"score/epoch{epoch}", result)
+        result = from_rank_zero(trainer, f"{self._fit_id}/score/epoch{epoch}", result)
         seconds = time.perf_counter() - started
         self.seconds += seconds
         self.scores.append({"epoch": epoch, "seconds": round(seconds, 2), **result})
