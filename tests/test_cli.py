@@ -182,6 +182,19 @@ def sweep_args(tmp_path: Path) -> list[str]:
     return [*tiny, f"hydra.sweep.dir={tmp_path / 'multirun'}", f"paths.data_dir={tmp_path}"]
 
 
+def test_multirun_with_the_spawned_ddp_that_the_refusal_names_runs_every_job(tmp_path: Path) -> None:
+    """What the message above says to use: ddp_spawn pickles the trainer with its callbacks into each rank, and
+    the EMA's averaging function was a closure, which cannot be pickled (the run failed before its first batch)."""
+    proc = run_cli(
+        "-m", *DDP_ON_TWO_CPUS, "trainer.strategy=ddp_spawn_find_unused_parameters_true", *sweep_args(tmp_path),
+        "model.lr_g=1e-4,2e-4", "callbacks.ema.warmup=true",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        ckpt = torch.load(tmp_path / "multirun" / job / "checkpoints" / "last.ckpt", weights_only=False)
+        assert ckpt["epoch"] == 0 and any("EMA" in key for key in ckpt["callbacks"]), list(ckpt["callbacks"])
+
+
 def test_a_failed_job_is_one_failed_job_and_the_sweep_goes_on(tmp_path: Path) -> None:
     """Job #1 is refused at start-up; jobs #0 and #2 train, and the sweep ends listing #1 and exiting 1."""
     proc = run_cli("-m", "model.lr_g=1e-4,-1,2e-4", *sweep_args(tmp_path))

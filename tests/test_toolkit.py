@@ -269,12 +269,12 @@ def test_ema_warm_up_and_frequency_pick_the_steps_averaged() -> None:
 def test_ema_warmup_lowers_the_decay_of_the_first_updates_as_tensorflow_does() -> None:
     from torch.optim.swa_utils import AveragedModel
 
-    from dcgan_lit.callbacks.ema import ema_update
+    from dcgan_lit.callbacks.ema import EMAUpdate
 
     def average_after(steps: int, warmup: bool) -> float:
         model = torch.nn.Linear(1, 1, bias=False)
         torch.nn.init.zeros_(model.weight)
-        averaged = AveragedModel(model, multi_avg_fn=ema_update(0.999, warmup), use_buffers=True)
+        averaged = AveragedModel(model, multi_avg_fn=EMAUpdate(0.999, warmup), use_buffers=True)
         averaged.update_parameters(model)  # the first update copies G's init (0)
         with torch.no_grad():
             model.weight.fill_(1.0)  # G has moved away from its init

@@ -1,6 +1,6 @@
 """An exponential moving average of the weights (Lightning's WeightAveraging) that G's samples come from."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -61,7 +61,7 @@ class GeneratorEMA(WeightAveraging):
             )
         if update_every_n_steps < 1:
             raise ConfigError(f"callbacks.ema.update_every_n_steps={update_every_n_steps}: must be >= 1.")
-        super().__init__(use_buffers=True, multi_avg_fn=ema_update(decay, warmup))
+        super().__init__(use_buffers=True, multi_avg_fn=EMAUpdate(decay, warmup))
         self.update_every_n_steps, self.update_starting_at_step = update_every_n_steps, update_starting_at_step
         self.bn_stats, self.bn_samples, self.bn_batch_size = bn_stats, bn_samples, bn_batch_size
         self._stats_step: int | None = None  # the global step the averaged G's statistics were computed at
@@ -96,18 +96,20 @@ class GeneratorEMA(WeightAveraging):
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
 
 
-def ema_update(decay: float, warmup: bool) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+class EMAUpdate:
     """torch's EMA update (`get_ema_multi_avg_fn`); with warmup, its decay after n updates is
-    min(decay, (1 + n) / (10 + n))."""
-    if not warmup:
-        return get_ema_multi_avg_fn(decay)
+    min(decay, (1 + n) / (10 + n)). An object rather than a closure: `ddp_spawn` pickles the callbacks."""
+
+    def __init__(self, decay: float, warmup: bool) -> None:
+        self.decay, self.warmup = decay, warmup
 
     @torch.no_grad()
-    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
-        n = float(num_averaged)  # AveragedModel reads this counter on the host at every update anyway
-        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, num_averaged)
-
-    return update
+    def __call__(self, averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+        decay = self.decay
+        if self.warmup:
+            n = float(num_averaged)  # AveragedModel reads this counter on the host at every update anyway
+            decay = min(decay, (1 + n) / (10 + n))
+        get_ema_multi_avg_fn(decay)(averaged, current, num_averaged)
 
 
 def sampling_generator(trainer: Trainer, pl_module: LightningModule) -> nn.Module:
