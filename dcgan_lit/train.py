@@ -26,6 +26,7 @@ from dcgan_lit.callbacks.divergence import DivergenceGuard
 from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
 from dcgan_lit.callbacks.random_state import RandomState
 from dcgan_lit.callbacks.run_config import RunConfig
+from dcgan_lit.callbacks.spawned_logging import SpawnedLogging
 from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_accelerator, check_batch_norm, check_config, check_multirun
 from dcgan_lit.console import info, quiet_console, warning
@@ -81,6 +82,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # generate and evaluate rebuild the nets from.
     run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
     callbacks += [DivergenceGuard(), RandomState(), RunConfig(run_config)]
+    if "spawn" in str(cfg.trainer.get("strategy")):  # its ranks start with no logging: give them this process's
+        callbacks.append(SpawnedLogging())
     loggers = instantiate_group(cfg.get("logger"))
     # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.
     steps = {}

@@ -184,7 +184,8 @@ def sweep_args(tmp_path: Path) -> list[str]:
 
 def test_multirun_with_the_spawned_ddp_that_the_refusal_names_runs_every_job(tmp_path: Path) -> None:
     """What the message above says to use: ddp_spawn pickles the trainer with its callbacks into each rank, and
-    the EMA's averaging function was a closure, which cannot be pickled (the run failed before its first batch)."""
+    the EMA's averaging function was a closure, which cannot be pickled (the run failed before its first batch).
+    The spawned ranks, fresh interpreters, also started with no logging: their lines reached no file or console."""
     proc = run_cli(
         "-m", *DDP_ON_TWO_CPUS, "trainer.strategy=ddp_spawn_find_unused_parameters_true", *sweep_args(tmp_path),
         "model.lr_g=1e-4,2e-4", "callbacks.ema.warmup=true",
@@ -193,6 +194,10 @@ def test_multirun_with_the_spawned_ddp_that_the_refusal_names_runs_every_job(tmp
     for job in ("0", "1"):
         ckpt = torch.load(tmp_path / "multirun" / job / "checkpoints" / "last.ckpt", weights_only=False)
         assert ckpt["epoch"] == 0 and any("EMA" in key for key in ckpt["callbacks"]), list(ckpt["callbacks"])
+        # The spawned ranks log as the main process does: rank 0's lines in the job's train.log, said once.
+        log = (tmp_path / "multirun" / job / "train.log").read_text()
+        assert log.count("rendered 60 synthetic space images") == 1, log
+    assert "LeafSpec" not in proc.stderr and "Initializing distributed" not in proc.stderr, proc.stderr[-3000:]
 
 
 def test_a_failed_job_is_one_failed_job_and_the_sweep_goes_on(tmp_path: Path) -> None:
