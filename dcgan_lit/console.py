@@ -29,6 +29,8 @@ def quiet_console() -> None:
     """
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # ddp_spawn: "Terminating process N via signal SIGTERM" when one rank has failed; the failure is the line to read
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings(
         "ignore", r"`ModelCheckpoint\(monitor='val/(fid|kid)(_bf16)?'\)` could not find the monitored key"

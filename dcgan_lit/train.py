@@ -30,7 +30,14 @@ from dcgan_lit.callbacks.spawned_logging import SpawnedLogging
 from dcgan_lit.checkpoint_check import check_checkpoint
 from dcgan_lit.config_check import check_accelerator, check_batch_norm, check_config, check_multirun
 from dcgan_lit.console import info, quiet_console, warning
-from dcgan_lit.errors import ConfigError, Interrupted, JobFailed, TrainingDiverged, UserError
+from dcgan_lit.errors import (
+    ConfigError,
+    Interrupted,
+    JobFailed,
+    TrainingDiverged,
+    UserError,
+    raised_in_a_spawned_rank,
+)
 from dcgan_lit.lightning_internals import stopped_at
 from dcgan_lit.loggers import finish as finish_loggers
 from dcgan_lit.output_files import writable_folder
@@ -131,10 +138,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def user_error(e: BaseException) -> BaseException | None:
-    """The user-fixable error behind e, if any: Hydra wraps errors raised inside `_target_` constructors."""
+    """The user-fixable error behind e, if any: Hydra wraps errors raised inside `_target_` constructors, and a
+    spawned DDP rank's error reaches this process as its traceback's text."""
     while e is not None:
         if isinstance(e, (UserError, MisconfigurationException)):
             return e
+        if (rebuilt := raised_in_a_spawned_rank(e)) is not None:
+            return rebuilt
         e = e.__cause__
     return None
 

@@ -177,6 +177,31 @@ def test_multirun_with_script_launched_ddp_is_refused_with_what_to_use(tmp_path:
         HydraConfig.instance().cfg = None  # other tests' train() must not see this run's Hydra config
 
 
+def test_a_user_error_in_a_spawned_rank_is_its_one_line_and_exit_code(tmp_path: Path) -> None:
+    """A spawned rank's exception reaches the main process only as its traceback's text (torch's
+    ProcessRaisedException): a diverged loss was 58 lines of traceback and exit code 1, not one line and 3."""
+    from torch.multiprocessing.spawn import ProcessRaisedException
+
+    from dcgan_lit.errors import TrainingDiverged, raised_in_a_spawned_rank
+
+    tiny = [o for o in TINY if not o.startswith(("trainer=", "+trainer.limit_train_batches"))]
+    proc = run_cli(
+        *DDP_ON_TWO_CPUS, "trainer.strategy=ddp_spawn_find_unused_parameters_true", *tiny, "data.num_images=120",
+        "+callbacks.poison._target_=tests.helpers.Poison", "+callbacks.poison.batch=2",
+        f"hydra.run.dir={tmp_path}", f"paths.data_dir={tmp_path}",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: train/d_loss=nan, train/g_loss=nan at batch 2: training stopped and no checkpoint of this state was "
+        "written. Lower model.lr_g / model.lr_d, or check the data, and resume from the last checkpoint. No "
+        "checkpoint had been written yet."
+    ]
+    bug = ProcessRaisedException("Traceback (most recent call last):\nZeroDivisionError: division by zero", 0, 1)
+    assert raised_in_a_spawned_rank(bug) is None  # a bug keeps its traceback
+    rebuilt = raised_in_a_spawned_rank(ProcessRaisedException("...\ndcgan_lit.errors.TrainingDiverged: x nan", 1, 2))
+    assert isinstance(rebuilt, TrainingDiverged) and str(rebuilt) == "x nan"
+
+
 def sweep_args(tmp_path: Path) -> list[str]:
     tiny = [o for o in TINY if "max_epochs" not in o] + ["data.num_images=60", "trainer.max_epochs=1"]
     return [*tiny, f"hydra.sweep.dir={tmp_path / 'multirun'}", f"paths.data_dir={tmp_path}"]
