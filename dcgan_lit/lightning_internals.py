@@ -5,6 +5,7 @@ a Lightning release moves it, instead of a run quietly sampling from the wrong g
 batch, or dropping a callback's state from its checkpoints.
 """
 
+import multiprocessing
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -50,6 +51,14 @@ def stopped_at(trainer: Trainer) -> str:
         return f"the end of epoch {epochs.completed - 1}"
     epoch, batch = epoch_position(trainer)
     return f"epoch {epoch}, batch {batch}"
+
+
+def in_spawned_rank(trainer: Trainer) -> bool:
+    """Whether this process is a rank that `trainer.strategy=ddp_spawn*` started (not the main process, which only
+    waits for them). Reads the strategy's launcher class, `_MultiProcessingLauncher`, and multiprocessing's parent.
+    """
+    launcher = type(trainer.strategy.launcher).__name__
+    return launcher == "_MultiProcessingLauncher" and multiprocessing.parent_process() is not None
 
 
 def callback_state_key(callback: Callback, **settings: Any) -> str:

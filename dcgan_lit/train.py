@@ -21,9 +21,10 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from omegaconf import DictConfig, OmegaConf
+from torch.multiprocessing.spawn import ProcessExitedException
 
 from dcgan_lit.callbacks.divergence import DivergenceGuard
-from dcgan_lit.callbacks.preemption import PreemptionCheckpoint
+from dcgan_lit.callbacks.preemption import PreemptionCheckpoint, signals_left_to_spawned_ranks
 from dcgan_lit.callbacks.random_state import RandomState
 from dcgan_lit.callbacks.run_config import RunConfig
 from dcgan_lit.callbacks.spawned_logging import SpawnedLogging
@@ -89,7 +90,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # generate and evaluate rebuild the nets from.
     run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
     callbacks += [DivergenceGuard(), RandomState(), RunConfig(run_config)]
-    if "spawn" in str(cfg.trainer.get("strategy")):  # its ranks start with no logging: give them this process's
+    spawned = "spawn" in str(cfg.trainer.get("strategy"))  # ddp_spawn*: the ranks are processes of their own
+    if spawned:  # they start with no logging: give them this process's
         callbacks.append(SpawnedLogging())
     loggers = instantiate_group(cfg.get("logger"))
     # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.
@@ -112,18 +114,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     info(log, f"run folder: {cfg.paths.output_dir}")
     fitted = False
+    preemption = [c for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
+    where = (
+        f"saved {preemption[0].ckpt_path}; continue with ckpt_path={preemption[0].ckpt_path}"
+        if preemption
+        else "no checkpoint callback"
+    )
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with signals_left_to_spawned_ranks(trainer, spawned):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         fitted = True
     except SIGTERMException:
-        preemption = [c for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
         signum = preemption[0].signal if preemption else signal.SIGTERM
-        where = (
-            f"saved {preemption[0].ckpt_path}; continue with ckpt_path={preemption[0].ckpt_path}"
-            if preemption
-            else "no checkpoint callback"
-        )
         raise Interrupted(signum, f"interrupted by {signum.name} at {stopped_at(trainer)}: {where}") from None
+    except ProcessExitedException as e:  # a spawned rank's; the ranks' own lines in the log say where they stopped
+        if e.exit_code not in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+            raise
+        signum = signal.Signals(e.exit_code - 128)
+        raise Interrupted(signum, f"interrupted by {signum.name}: {where}") from None
     finally:
         finish_loggers(loggers, failed=not fitted)
     if resumed_at is not None and trainer.global_step == resumed_at:

@@ -504,6 +504,46 @@ def test_a_second_ddp_fit_in_the_same_processes_does_not_read_the_first_fits_sco
         assert logged == [pytest.approx(scored, rel=1e-6)] * 2, (fit, scored, logged)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_a_spawned_ddp_jobs_group_saves_mid_epoch_and_the_job_resumes(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """trainer.strategy=ddp_spawn*, as a -m sweep on several devices runs it, signalled as a cluster or a terminal
+    signals it. The main process used to die at once (Ctrl-C: SIGKILL its ranks) with no checkpoint; a rank's
+    SIGTERMException, a SystemExit, ended it with code 0 and no result, and the main process then waited forever."""
+    out, pace = tmp_path / "run", tmp_path / "progress.json"
+    spawned = [*DDP_ON_TWO_CPUS, "trainer.strategy=ddp_spawn_find_unused_parameters_true"]
+    paced = [
+        "+callbacks.pace._target_=tests.helpers.Pace",
+        f"+callbacks.pace.path={pace}",
+        "+callbacks.pace.seconds=0.3",
+    ]
+    proc = start_cli(out, *spawned, *paced)
+    wait_for(lambda: progress(pace)["batches"] >= 4, proc, timeout=180)  # epoch 1 (3 batches a rank an epoch)
+    os.killpg(proc.pid, signum)
+    try:
+        _, stderr = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"no exit 90 s after {signum.name}: {proc.communicate()[1][-3000:]}") from None
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    assert (
+        stderr.strip().splitlines()[-1] == f"interrupted by {signum.name}: saved {ckpt}; continue with ckpt_path={ckpt}"
+    )
+    saved = load(ckpt)
+    # Saved at the batch's end, as a rank must (it runs no on_exception): the batch counts processed, as in the
+    # checkpoints that lightning_internals.epoch_position reads.
+    done_in_epoch = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
+    assert saved["epoch"] == 1 and 1 <= done_in_epoch < 3 and saved["global_step"] == 2 * (3 + done_in_epoch)
+
+    resumed = tmp_path / "resumed"
+    proc = start_cli(resumed, *spawned, f"ckpt_path={ckpt}")
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert load(resumed / "checkpoints" / "last.ckpt")["global_step"] == 2 * 6  # 2 epochs of 3 batches
+
+
 def test_signal_handlers_are_as_before_after_a_run(
     tiny_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

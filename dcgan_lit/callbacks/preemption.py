@@ -1,9 +1,12 @@
 """On SIGTERM (SLURM preemption, `kill`, a scheduler's timeout) or Ctrl-C: save a resumable checkpoint, then exit."""
 
+import atexit
 import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -12,6 +15,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dcgan_lit.console import info
+from dcgan_lit.lightning_internals import in_spawned_rank
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,17 @@ class PreemptionCheckpoint(Checkpoint):
         self._deferred: list[tuple[Callable, signal.Signals]] = []  # requeue handlers to run at the batch's end
         self._lightning_sigterm: Callable | None = None
         self._sigterm_seen = False
+        self._spawned_rank_saved = False
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning has installed its handlers by now; signal handlers can only be set from the main thread.
         if threading.current_thread() is not threading.main_thread():
             return
         self._sigterm_seen = False
+        if in_spawned_rank(trainer):
+            # Lightning's SIGTERMException is a SystemExit, which ends a spawned rank with code 0 and no result:
+            # its main process would wait for that result forever. Exit as a signal ends a process instead.
+            atexit.register(self._exit_as_interrupted, trainer)
         self._install(signal.SIGINT, self._on_sigint)
         if callable(sigterm := signal.getsignal(signal.SIGTERM)):
             self._lightning_sigterm = sigterm
@@ -101,6 +110,18 @@ class PreemptionCheckpoint(Checkpoint):
         while self._deferred:
             handler, signum = self._deferred.pop(0)
             handler(signum, None)
+        if trainer.received_sigterm and not self._spawned_rank_saved and in_spawned_rank(trainer):
+            # A spawned rank runs no on_exception (Lightning calls it in the main process, which trains nothing),
+            # so it saves here, the state the exception raised before the next batch would have saved.
+            self._spawned_rank_saved = True
+            self.on_exception(trainer, pl_module, SIGTERMException())
+
+    def _exit_as_interrupted(self, trainer: Trainer) -> None:
+        if trainer.received_sigterm:
+            for logger in trainer.loggers:
+                logger.finalize("failed")
+            logging.shutdown()
+            os._exit(128 + self.signal)  # the main process reads it as SIGTERM's 143 or Ctrl-C's 130
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -124,3 +145,31 @@ def asked_to_stop(trainer: Trainer) -> bool:
     requeue happens before the scheduler's SIGKILL."""
     requeue = any(isinstance(c, PreemptionCheckpoint) and c.requeue_pending for c in trainer.callbacks)
     return trainer.received_sigterm or requeue
+
+
+@contextmanager
+def signals_left_to_spawned_ranks(trainer: Trainer, spawned: bool) -> Iterator[None]:
+    """Around `trainer.fit` in the main process of `trainer.strategy=ddp_spawn*`, which only waits for its ranks:
+    SIGTERM and Ctrl-C are left to the ranks, which save and stop as every run does.
+
+    Python's default SIGTERM ended this process at once, its ranks with it, and Ctrl-C made Lightning SIGKILL
+    them, both before any checkpoint. A SIGTERM sent to this process alone is passed on (a rank that had it
+    already runs Lightning's handler once); Ctrl-C reaches the ranks from the terminal as it reached this process,
+    and passing it on would count as the second Ctrl-C, which stops without saving.
+    """
+    if not spawned or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave_to_ranks(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM:
+            for process in getattr(trainer.strategy.launcher, "procs", []):
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, leave_to_ranks) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
