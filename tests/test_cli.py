@@ -191,11 +191,12 @@ def test_a_user_error_in_a_spawned_rank_is_its_one_line_and_exit_code(tmp_path: 
         f"hydra.run.dir={tmp_path}", f"paths.data_dir={tmp_path}",
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr[-3000:]
-    assert proc.stderr.strip().splitlines() == [
+    # The last line, and no traceback above it (c10d may warn about the host name where there is no network).
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1] == (
         "error: train/d_loss=nan, train/g_loss=nan at batch 2: training stopped and no checkpoint of this state was "
         "written. Lower model.lr_g / model.lr_d, or check the data, and resume from the last checkpoint. No "
         "checkpoint had been written yet."
-    ]
+    )
     bug = ProcessRaisedException("Traceback (most recent call last):\nZeroDivisionError: division by zero", 0, 1)
     assert raised_in_a_spawned_rank(bug) is None  # a bug keeps its traceback
     rebuilt = raised_in_a_spawned_rank(ProcessRaisedException("...\ndcgan_lit.errors.TrainingDiverged: x nan", 1, 2))
