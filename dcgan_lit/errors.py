@@ -5,6 +5,8 @@ import signal
 import sys
 from typing import NoReturn
 
+from torch.multiprocessing.spawn import ProcessRaisedException
+
 # What torch's DataLoader puts before an exception it raises again in the main process (ExceptionWrapper.reraise):
 # "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last): ..."
 _WORKER_TRACEBACK = "\nOriginal Traceback (most recent call last):"
@@ -39,7 +41,7 @@ def raised_in_a_spawned_rank(e: BaseException) -> UserError | None:
     """The UserError a rank of `trainer.strategy=ddp_spawn*` raised, rebuilt from the traceback text that torch's
     ProcessRaisedException carries to the main process (the exception itself does not cross); None for any other
     error. Without it a diverged loss in a spawned rank was a 60-line traceback and exit code 1."""
-    if type(e).__name__ != "ProcessRaisedException":
+    if not isinstance(e, ProcessRaisedException):
         return None
     raised = re.findall(rf"^{__name__}\.(\w+): (.*)$", str(e), flags=re.MULTILINE)
     if not raised:

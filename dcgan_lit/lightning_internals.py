@@ -53,12 +53,17 @@ def stopped_at(trainer: Trainer) -> str:
     return f"epoch {epoch}, batch {batch}"
 
 
-def in_spawned_rank(trainer: Trainer) -> bool:
-    """Whether this process is a rank that `trainer.strategy=ddp_spawn*` started (not the main process, which only
-    waits for them). Reads the strategy's launcher class, `_MultiProcessingLauncher`, and multiprocessing's parent.
+def starts_rank_processes(trainer: Trainer) -> bool:
+    """Whether `trainer.fit` trains in rank processes that this process starts and then only waits for
+    (`trainer.strategy=ddp_spawn*`, and Lightning's fork strategies). Reads the strategy's launcher class,
+    `_MultiProcessingLauncher`; `trainer=ddp`'s launcher runs the command again instead, and this process is rank 0.
     """
-    launcher = type(trainer.strategy.launcher).__name__
-    return launcher == "_MultiProcessingLauncher" and multiprocessing.parent_process() is not None
+    return type(trainer.strategy.launcher).__name__ == "_MultiProcessingLauncher"
+
+
+def in_spawned_rank(trainer: Trainer) -> bool:
+    """Whether this process is one of the ranks that `starts_rank_processes` starts, not the process waiting."""
+    return starts_rank_processes(trainer) and multiprocessing.parent_process() is not None
 
 
 def callback_state_key(callback: Callback, **settings: Any) -> str:

@@ -39,7 +39,7 @@ from dcgan_lit.errors import (
     UserError,
     raised_in_a_spawned_rank,
 )
-from dcgan_lit.lightning_internals import stopped_at
+from dcgan_lit.lightning_internals import starts_rank_processes, stopped_at
 from dcgan_lit.loggers import finish as finish_loggers
 from dcgan_lit.output_files import writable_folder
 from dcgan_lit.precision import emulated_bf16, resolve_precision, trains_on_cpu
@@ -90,9 +90,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # generate and evaluate rebuild the nets from.
     run_config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
     callbacks += [DivergenceGuard(), RandomState(), RunConfig(run_config)]
-    spawned = "spawn" in str(cfg.trainer.get("strategy"))  # ddp_spawn*: the ranks are processes of their own
-    if spawned:  # they start with no logging: give them this process's
-        callbacks.append(SpawnedLogging())
     loggers = instantiate_group(cfg.get("logger"))
     # trainer.max_steps counts batches (G updates); Lightning counts optimizer steps, several per GAN batch.
     steps = {}
@@ -111,6 +108,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision, **steps
     )
+
+    spawned = starts_rank_processes(trainer)  # ddp_spawn*: the ranks are processes of their own
+    if spawned:  # a spawned one starts with no logging: give it this process's
+        trainer.callbacks.append(SpawnedLogging())
 
     info(log, f"run folder: {cfg.paths.output_dir}")
     fitted = False

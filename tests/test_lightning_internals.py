@@ -136,3 +136,15 @@ def test_a_checkpoint_saves_off_its_cadence_once_per_step(tiny_cfg: Callable[...
         "_monitor_candidates changed: update dcgan_lit/lightning_internals.py save_unless_saved(), or a run whose "
         "last epoch is off callbacks.last_checkpoint.every_n_epochs ends without last.ckpt."
     )
+
+
+def test_the_spawn_strategies_launcher_is_the_one_train_looks_for() -> None:
+    from dcgan_lit.lightning_internals import in_spawned_rank, starts_rank_processes
+
+    spawned = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False)
+    assert starts_rank_processes(spawned), (
+        "Lightning's ddp_spawn launcher is no longer `_MultiProcessingLauncher`: update "
+        "dcgan_lit/lightning_internals.py, or signals to a ddp_spawn job end it without a checkpoint."
+    )
+    assert not in_spawned_rank(spawned)  # this is the process that waits, not a rank
+    assert not starts_rank_processes(L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False))
