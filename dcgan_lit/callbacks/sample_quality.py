@@ -26,8 +26,6 @@ from dcgan_lit.metrics.copy_check import nearest_grid, nearest_real
 from dcgan_lit.metrics.features import FIDFeatures, check_precision, check_runtime, load_extractor
 from dcgan_lit.metrics.precision_recall import mode_collapse_warning
 from dcgan_lit.metrics.quality import (
-    CPU_SAMPLES,
-    GPU_SAMPLES,
     Reference,
     ScoreStopped,
     choose_reference,
@@ -36,6 +34,7 @@ from dcgan_lit.metrics.quality import (
     fid_kid,
     generated,
     real_split_features,
+    sample_batch_size,
 )
 from dcgan_lit.output_files import skip_on_write_error
 from dcgan_lit.precision import emulated_bf16
@@ -241,8 +240,7 @@ class SampleQuality(Callback):
         stop = partial(asked_to_stop, trainer)
         real = real_split_features(extractor, dm, self.reference.split, device, self.cache_dir, batch_size, stop)
         sampler = sampling_generator(trainer, pl_module)
-        per_call = CPU_SAMPLES if device.type == "cpu" else GPU_SAMPLES
-        samples = generated(sampler, self.samples, pl_module.hparams.nz, device, per_call, stop=stop)
+        samples = generated(sampler, self.samples, pl_module.hparams.nz, device, sample_batch_size(device), stop=stop)
         with closing(samples):  # G's mode back, even when the score stops or fails
             if self.reference.split != "train":
                 return fid_kid(extractor, real, features(extractor, samples, device, batch_size, stop), device)

@@ -42,6 +42,11 @@ CPU_BATCH, GPU_BATCH = 10, 50
 CPU_SAMPLES, GPU_SAMPLES = 100, 500
 
 
+def sample_batch_size(device: torch.device) -> int:
+    """Samples per G call in a score: CPU_SAMPLES on a CPU, GPU_SAMPLES elsewhere."""
+    return CPU_SAMPLES if device.type == "cpu" else GPU_SAMPLES
+
+
 def extractor_batch_size(batch_size: int | None, device: torch.device) -> int:
     """`metrics.batch_size`, or where it is None the device's own: CPU_BATCH on a CPU, GPU_BATCH elsewhere."""
     if batch_size is not None:
