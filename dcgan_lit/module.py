@@ -6,8 +6,9 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-from dcgan_lit import losses
+from dcgan_lit import losses, lr_schedule
 from dcgan_lit.cuda_graph_step import CudaGraphStep, use_cuda_graph
 from dcgan_lit.diffaugment import diff_augment, parse_policy
 from dcgan_lit.errors import ConfigError
@@ -41,6 +42,8 @@ class DCGAN(LightningModule):
         optimizer_g, optimizer_d: optimizer factories called as `factory(params, lr=...)`.
         nz, image_size, nc: the latent size and image shape the nets are built for (kept in the checkpoint).
         lr_g, lr_d: learning rates of G and D, apart so TTUR-style sweeps need one override each.
+        lr_decay_start: None keeps both rates constant; a fraction of training (0.5: half-way) after which both
+            fall linearly to 0 at the last batch (lr_schedule.py).
         num_fixed_noise: size of the fixed latent batch whose samples are logged every epoch.
         channels_last: NHWC weights and inputs (None: on for GPUs, and for CPUs in bf16).
         cuda_graph: replay the step as CUDA graphs (cuda_graph_step.py); None: where it can work, true: insist.
@@ -51,6 +54,8 @@ class DCGAN(LightningModule):
         diffaugment: DiffAugment policy for every image D sees, e.g. "color,translation,cutout".
         d_loss_weight: scales D's loss; 0.5 makes it (real + fake) / 2, as the fully connected GAN writes it.
         penalties: more D penalties, `{losses.PENALTIES name: weight}`.
+        penalty_every: compute the penalties every n batches only, times n (lazy regularization, Karras et al.
+            2020: R1 every 16 D steps costs a sixteenth of its double backward).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class DCGAN(LightningModule):
         nz: int = 100,
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
+        lr_decay_start: float | None = None,
         image_size: int = 64,
         nc: int = 3,
         num_fixed_noise: int = 64,
@@ -74,6 +80,7 @@ class DCGAN(LightningModule):
         diffaugment: str = "",
         d_loss_weight: float = 1.0,
         penalties: dict[str, float] | None = None,
+        penalty_every: int = 1,
     ) -> None:
         super().__init__()
         penalties = {str(k): float(v) for k, v in (penalties or {}).items()}  # no DictConfig in checkpoints
@@ -83,6 +90,9 @@ class DCGAN(LightningModule):
         self.augment_policy = parse_policy(diffaugment)
         if n_critic < 1:
             raise ConfigError(f"model.n_critic={n_critic!r}: must be a whole number >= 1.")
+        if penalty_every < 1:
+            raise ConfigError(f"model.penalty_every={penalty_every!r}: must be a whole number >= 1.")
+        lr_schedule.check_decay_start(lr_decay_start)
         if getattr(generator, "nz", nz) != nz:
             raise ConfigError(f"model.nz={nz} but the generator was built with nz={generator.nz}; set them equal.")
         self.d_mixes_batch = any(isinstance(m, BATCH_NORMS) for m in discriminator.modules())
@@ -110,8 +120,8 @@ class DCGAN(LightningModule):
 
     @property
     def batches_done(self) -> int:
-        """Batches trained so far: the step the logs use (global_step counts optimizer steps)."""
-        return self.trainer.global_step // self.optimizer_steps_per_batch
+        """Batches trained so far: the step the logs use (global_step counts optimizer steps); 0 outside a fit."""
+        return 0 if self._trainer is None else self.trainer.global_step // self.optimizer_steps_per_batch
 
     def setup(self, stage: str) -> None:
         # Before configure_optimizers, so the optimizer states are created in the same layout as the weights.
@@ -126,16 +136,23 @@ class DCGAN(LightningModule):
 
     def on_train_start(self) -> None:
         relayout_optimizer_states(self.trainer.optimizers)  # after any checkpoint restore
+        for scheduler in self.lr_schedulers() or []:
+            lr_schedule.resume_at_own_rate(scheduler)
         if self.use_cuda_graph:
             self.graph_step = CudaGraphStep(self, self.gan_step)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.generator(z)
 
-    def configure_optimizers(self) -> list[Optimizer]:
+    def configure_optimizers(self) -> list[Optimizer] | tuple[list[Optimizer], list[LRScheduler]]:
         opt_g = self.optimizer_g(self.generator.parameters(), lr=self.hparams.lr_g)
         opt_d = self.optimizer_d(self.discriminator.parameters(), lr=self.hparams.lr_d)
-        return [opt_g, opt_d]
+        if self.hparams.lr_decay_start is None:
+            return [opt_g, opt_d]
+        total = lr_schedule.total_batches(self.trainer, self.optimizer_steps_per_batch)
+        return [opt_g, opt_d], [
+            lr_schedule.linear_decay(opt, self.hparams.lr_decay_start, total) for opt in (opt_g, opt_d)
+        ]
 
     def training_step(self, real: Tensor, batch_idx: int) -> dict[str, Tensor | bool]:
         opt_g, opt_d = self.optimizers()
@@ -143,9 +160,14 @@ class DCGAN(LightningModule):
         # (every log_every_n_steps) and each epoch's last; tensors, so nothing syncs with the host until then.
         logged = (self.batches_done + 1) % self.trainer.log_every_n_steps == 0 or self.trainer.is_last_batch
         stats = (self.graph_step or self.gan_step)(real.contiguous(memory_format=self.memory_format), opt_d, opt_g)
+        schedulers = self.lr_schedulers() or []  # one per optimizer when model.lr_decay_start is set, else None
         if logged:
             values = dict(zip(STAT_NAMES, stats.unbind(), strict=True))
+            if schedulers:  # the rates this batch's steps used
+                values |= {"train/lr_g": opt_g.param_groups[0]["lr"], "train/lr_d": opt_d.param_groups[0]["lr"]}
             self.log_dict(values, on_step=True, on_epoch=False, batch_size=len(real))
+        for scheduler in schedulers:
+            scheduler.step()
         # For callbacks' on_train_batch_end (the divergence guard, the loss plots): the stats, and whether this
         # is a batch the logger writes, the one place that question is answered.
         return {"stats": stats, "logged": logged}
@@ -194,8 +216,10 @@ class DCGAN(LightningModule):
         else:
             d_real, d_fake = self.score(real), self.score(fake)
         loss = self.hparams.d_loss_weight * self.loss.d(d_real, d_fake, self.hparams.real_label)
-        for name, weight in self.penalties.items():
-            loss = loss + weight * losses.PENALTIES[name].fn(self.score, real, fake)
+        every = self.hparams.penalty_every
+        if self.penalties and (every == 1 or self.batches_done % every == 0):
+            for name, weight in self.penalties.items():
+                loss = loss + every * weight * losses.PENALTIES[name].fn(self.score, real, fake)
         return loss, d_real, d_fake
 
     def generator_loss(self, fake: Tensor) -> tuple[Tensor, Tensor]:

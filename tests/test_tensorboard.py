@@ -18,7 +18,7 @@ from dcgan_lit.train import run, train
 from tests.conftest import events
 
 SETTINGS = {"lr_g", "lr_d", "betas_g", "betas_d", "loss", "nz", "ngf", "ndf", "batch_size", "image_size",
-            "max_epochs", "seed", "precision", "ema_decay"}  # fmt: skip
+            "max_epochs", "seed", "precision", "ema_decay", "lr_decay_start", "ema_half_life_images"}  # fmt: skip
 EPOCH_MEANS = ["train/d_loss_epoch", "train/g_loss_epoch", "train/D_x_epoch", "train/D_G_z1_epoch",
                "train/D_G_z2_epoch"]  # fmt: skip
 

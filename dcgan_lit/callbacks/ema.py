@@ -31,12 +31,19 @@ class GeneratorEMA(WeightAveraging):
       statistics are set from those activations (`torch.optim.swa_utils.update_bn`): the "standing statistics"
       of Brock et al. (2019). The z come from a fixed seed, so training's random stream is untouched.
 
+    A step here is a batch (one D and one G update), not Lightning's global step, which counts each optimizer's
+    step: with two optimizers every global step index Lightning hands `should_update` is odd.
+
     Args:
-        decay: the EMA decay per batch.
+        decay: the EMA decay per update.
+        half_life_images: when set, replaces `decay` by 0.5 ** (images per update / half_life_images), the images
+            of all ranks: stylegan2-ada's `ema_kimg` (its half-life, times 1000). The average then spans the same
+            images whatever the batch size; 0.9995 at batch 32 is a half-life of 44,350 images.
         bn_stats: averaged or recomputed.
         bn_samples: z drawn to recompute the statistics, in batches of `bn_batch_size`.
-        update_every_n_steps: average every n optimizer steps.
-        update_starting_at_step: the first step averaged (a warm-up); None averages from the first step.
+        update_every_n_steps: average every n batches.
+        update_starting_at_step: the first batch averaged, counted from 0 (a warm-up: the average starts as a copy
+            of G after that many batches); None averages from the first batch.
         warmup: after n updates use min(decay, (1 + n) / (10 + n)), TensorFlow's ExponentialMovingAverage with
             num_updates. Without it, the average still holds 0.999^n of G's random initial weights after n steps
             (47% after 760), and its samples stay grey for the first tens of epochs of a short run.
@@ -45,6 +52,7 @@ class GeneratorEMA(WeightAveraging):
     def __init__(
         self,
         decay: float = 0.999,
+        half_life_images: float | None = None,
         bn_stats: str = "averaged",
         bn_samples: int = 8192,
         bn_batch_size: int = 512,
@@ -61,17 +69,38 @@ class GeneratorEMA(WeightAveraging):
             )
         if update_every_n_steps < 1:
             raise ConfigError(f"callbacks.ema.update_every_n_steps={update_every_n_steps}: must be >= 1.")
-        super().__init__(use_buffers=True, multi_avg_fn=EMAUpdate(decay, warmup))
+        if half_life_images is not None and half_life_images <= 0:
+            raise ConfigError(f"callbacks.ema.half_life_images={half_life_images}: must be > 0 (or null to use decay).")
+        self.update = EMAUpdate(decay, warmup)  # the same object AveragedModel calls: its decay is set per batch
+        super().__init__(use_buffers=True, multi_avg_fn=self.update)
+        self.half_life_images = half_life_images
+        self.steps_per_batch = 1  # Lightning's global steps per batch, from the module in setup()
         self.update_every_n_steps, self.update_starting_at_step = update_every_n_steps, update_starting_at_step
         self.bn_stats, self.bn_samples, self.bn_batch_size = bn_stats, bn_samples, bn_batch_size
         self._stats_step: int | None = None  # the global step the averaged G's statistics were computed at
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.steps_per_batch = getattr(pl_module, "optimizer_steps_per_batch", 1)
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.half_life_images is not None:
+            images = len(batch) * trainer.world_size * self.update_every_n_steps
+            self.update.decay = 0.5 ** (images / self.half_life_images)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
-        """After optimizer steps (as EMAWeightAveraging), from `update_starting_at_step`, every n steps."""
+        """After a batch's optimizer steps (as EMAWeightAveraging), from `update_starting_at_step`, every n batches.
+
+        `step_idx` is Lightning's global step minus 1, so after batch b it is steps_per_batch * (b + 1) - 1.
+        """
         if step_idx is None:
             return False
-        started = self.update_starting_at_step is None or step_idx >= self.update_starting_at_step
-        return started and step_idx % self.update_every_n_steps == 0
+        batch = (step_idx + 1) // self.steps_per_batch - 1
+        started = self.update_starting_at_step is None or batch >= self.update_starting_at_step
+        return started and batch % self.update_every_n_steps == 0
 
     def averaged_generator(self, trainer: Trainer, nz: int) -> nn.Module | None:
         """The averaged G, its statistics brought up to date; None before fit has set it up."""
