@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from tests.conftest import REPO, TINY, compose_train
@@ -43,6 +45,9 @@ def test_every_shipped_preset_composes_with_the_protocol(presets_file: str, epoc
         cfg = compose_train([*spec["protocol"], *sweep.expand(name, spec["presets"])])
         assert cfg.trainer.max_epochs == epochs and cfg.metrics.num_fake == num_fake, name
     if presets_file == "fmnist32_presets.yaml":  # the CPU protocol: one run at a time, scored at 10k
+        for name in spec["presets"]:  # and each preset's nets build: an override that breaks them fails here
+            model = instantiate(compose_train([*spec["protocol"], *sweep.expand(name, spec["presets"])]).model)
+            assert model.generator(torch.randn(2, 100)).shape == (2, 1, 32, 32), name
         protocol = (cfg.trainer.accelerator, cfg.data.image_size, spec["parallel"], spec["final_fid"])
         assert protocol == ("cpu", 32, 1, 10_000)
         return
