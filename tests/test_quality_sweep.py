@@ -115,3 +115,28 @@ def test_the_data_is_checked_once_before_any_run_starts(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=rf"error: data.root='{empty}': no mnist IDX files in .*data.download=false"):
         sweep.main([*args, "--", f"data.root={empty}", "data.download=false"])
     assert not (tmp_path / "sweep" / "plain").exists()  # no run was started
+
+
+def test_make_quality_gpu_runs_every_64px_preset_on_two_seeds(tmp_path: Path) -> None:
+    """The GPU search is one command: `make quality-gpu` runs the sweep over every preset of quality_presets.yaml."""
+    import subprocess
+
+    weights = tmp_path / "w.pt"
+    weights.touch()  # present, so make plans no download
+    dry = subprocess.run(
+        ["make", "-n", "quality-gpu", f"FID_WEIGHTS={weights}"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    command = dry.stdout.strip().splitlines()[-1].split()
+    assert command[1:] == [
+        "benchmarks/quality_sweep.py",
+        "--weights",
+        str(weights),
+        "--presets",
+        "all",
+        "--seeds",
+        "1",
+        "999",
+    ]
+    spec = yaml.safe_load((REPO / "benchmarks" / "quality_presets.yaml").read_text())
+    assert spec["protocol"][0] == "experiment=fashion_mnist"  # 64x64
+    assert "hinge_sn_ema_b32_standing" in spec["presets"]  # the 32px CPU winner, at 64px
