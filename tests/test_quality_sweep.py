@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -123,10 +124,16 @@ def test_make_quality_gpu_runs_every_64px_preset_on_two_seeds(tmp_path: Path) ->
 
     weights = tmp_path / "w.pt"
     weights.touch()  # present, so make plans no download
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}  # not a sub-make of `make test`
     dry = subprocess.run(
-        ["make", "-n", "quality-gpu", f"FID_WEIGHTS={weights}"], cwd=REPO, capture_output=True, text=True, check=True
+        ["make", "-n", "quality-gpu", f"FID_WEIGHTS={weights}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
-    command = dry.stdout.strip().splitlines()[-1].split()
+    command = next(line for line in dry.stdout.splitlines() if "quality_sweep.py" in line).split()
     assert command[1:] == [
         "benchmarks/quality_sweep.py",
         "--weights",

@@ -50,12 +50,14 @@ METRICS: tuple[str, ...] = (
 
 
 def hparam_value(value: object) -> float | str | bool:
-    """What the HParams tab can show: numbers and strings as they are, lists joined, None as 'none'."""
+    """What the HParams tab can show: numbers and strings as they are, lists joined, anything else (None) as str()
+    writes it. MLflow refuses a parameter logged twice with two values, and Lightning logs the module's own
+    hyperparameters (lr_decay_start=None among them) with str(): 'None' here too, not 'none'."""
     if isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Sequence):
         return ", ".join(str(v) for v in value)
-    return "none" if value is None else str(value)
+    return str(value)
 
 
 class TensorBoardView(Callback):
