@@ -46,6 +46,8 @@ _RULES: list[Rule] = [
     ),
     # decay 1 would freeze the averaged G at its initial weights for the whole run.
     (("callbacks.ema.decay",), lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1), e.g. 0.999"),
+    (("model.lr_decay_start",), lambda v: v is None or (_is_number(v) and 0 <= v < 1), "in [0, 1), or null"),
+    (("model.penalty_every",), lambda v: is_int(v) and v >= 1, "a whole number >= 1, e.g. 16"),
 ]
 
 
@@ -121,6 +123,12 @@ def check_config(cfg: DictConfig) -> None:
     steps = get("trainer.max_steps")
     if steps not in (_ABSENT, None) and not (is_int(steps) and (steps >= 1 or steps == -1)):
         raise ConfigError(f"trainer.max_steps={steps!r}: must be a whole number of batches >= 1 (or -1 for no limit).")
+
+    if get("model.lr_decay_start") not in (_ABSENT, None) and epochs == -1 and steps in (_ABSENT, None, -1):
+        raise ConfigError(
+            "model.lr_decay_start needs a known end of training, and trainer.max_epochs=-1 with no "
+            "trainer.max_steps has none: set either."
+        )
 
     _check_multi_device(get("trainer.devices"), get("trainer.num_nodes"), get("trainer.strategy"))
 

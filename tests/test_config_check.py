@@ -38,6 +38,12 @@ from tests.conftest import CONF_DIR, compose_train, exits
         ("metrics=fid metrics.min_heldout=1", r"metrics.min_heldout=1: must be a whole number >= 2"),
         ("callbacks=ema callbacks.ema.decay=1.0", r"callbacks.ema.decay=1.0: must be a number in \[0, 1\)"),
         ("callbacks=ema callbacks.ema.decay=-0.1", r"callbacks.ema.decay=-0.1: must be a number in \[0, 1\)"),
+        ("model.lr_decay_start=1.0", r"model.lr_decay_start=1.0: must be in \[0, 1\), or null"),
+        ("model.penalty_every=0", r"model.penalty_every=0: must be a whole number >= 1"),
+        (
+            "model.lr_decay_start=0.5 trainer.max_epochs=-1",
+            r"model.lr_decay_start needs a known end of training, and trainer.max_epochs=-1 with no trainer.max_steps",
+        ),
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:
