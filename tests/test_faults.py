@@ -87,9 +87,14 @@ def test_an_interrupt_mid_epoch_saves_a_checkpoint_and_resuming_matches_an_unint
     assert saved["global_step"] == 2 * (6 + done_in_epoch)
 
     resumed = tmp_path / "resumed"
-    train(tiny_cfg(*RUN, f"ckpt_path={ckpt}", output_dir=resumed))
+    train(tiny_cfg(*RUN, f"ckpt_path={ckpt}", "callbacks.throughput.warmup_batches=1", output_dir=resumed))
     assert uninterrupted["global_step"] == 24  # 12 batches x (D step + G step)
     same_training_state(uninterrupted, load(resumed / "checkpoints" / "last.ckpt"))
+    # Its speed is that of the batches it trained itself, not of the whole run's count (then img/s was null).
+    summary = json.loads((resumed / "throughput.json").read_text())
+    left = 12 - (6 + done_in_epoch)
+    assert (summary["batches"], summary["images"]) == (left, left * 16)
+    assert summary["steady_images_per_sec"] > 0 and len(summary["epoch_seconds"]) == 1
 
 
 def test_sigkill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path: Path) -> None:

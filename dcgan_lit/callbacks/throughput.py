@@ -27,7 +27,8 @@ class ImagesPerSecond(Callback):
 
     def __init__(self, every_n_batches: int = 50, warmup_batches: int = 20, filename: str = "throughput.json") -> None:
         self.every_n_batches, self.warmup_batches, self.filename = every_n_batches, warmup_batches, filename
-        self._images = 0  # images trained on by all ranks
+        self._images = 0  # images trained on by all ranks in this fit
+        self._batches = 0  # batches of this fit: a resumed run's figures describe what it trained itself
         self._mark: tuple[float, int] | None = None  # (time, images) at the last synchronized point
         self._steady: tuple[float, int] | None = None  # (time, images) when the warm-up ended
         self._fit_start = 0.0
@@ -51,10 +52,10 @@ class ImagesPerSecond(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: Tensor, batch_idx: int
     ) -> None:
         self._images += len(batch) * trainer.world_size
-        seen = pl_module.batches_done
-        if seen == self.warmup_batches:
+        self._batches += 1
+        if self._batches == self.warmup_batches:
             self._steady = (self._sync_time(pl_module), self._images)
-        if seen % self.every_n_batches:
+        if pl_module.batches_done % self.every_n_batches:  # the logging steps, where the losses are read back anyway
             return
         now = self._sync_time(pl_module)
         if self._mark is not None and now > self._mark[0]:
@@ -84,7 +85,7 @@ class ImagesPerSecond(Callback):
             "train_seconds": end - self._fit_start,  # training only: decoding and caching happen before
             "epoch_seconds": self._epoch_seconds,
             "images": self._images,
-            "batches": pl_module.batches_done,
+            "batches": self._batches,
             "preprocess_seconds": getattr(datamodule, "preprocess_seconds", None),
             "device_cache": getattr(datamodule, "device_images", None) is not None,
             "cuda_graph": getattr(pl_module, "graph_step", None) is not None,
