@@ -28,11 +28,12 @@ def test_the_best_fmnist32_experiment_is_the_measured_preset() -> None:
     """experiment=fashion_mnist_32_best composes exactly as the preset that BENCHMARKS.md measured."""
     sweep = load_sweep()
     spec = yaml.safe_load((REPO / "benchmarks" / "fmnist32_presets.yaml").read_text())
-    preset = compose_train(["experiment=fashion_mnist_32", *sweep.expand("best_b16", spec["presets"])])
+    preset = compose_train(["experiment=fashion_mnist_32", *sweep.expand("b16_lr4e4", spec["presets"])])
     best = compose_train(["experiment=fashion_mnist_32_best"])
     assert OmegaConf.to_container(best) == OmegaConf.to_container(preset)
     assert best.model.loss == "hinge" and best.callbacks.ema.bn_stats == "recomputed"
     assert best.data.batch_size == 16 and best.callbacks.ema.half_life_images == 44350
+    assert best.model.lr_g == best.model.lr_d == 4e-4
 
 
 @pytest.mark.parametrize(
