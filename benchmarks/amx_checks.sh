@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What issues 21 and 22 still lack, measured in one go on an Intel CPU with AMX-BF16 (lscpu: amx_bf16), alone,
-# about 55 minutes on 2 cores. Copy summary.txt's figures into BENCHMARKS.md with this command:
+# about 30 minutes on 2 cores (27 on 2026-12-03). Copy summary.txt's figures into BENCHMARKS.md with this command:
 #   benchmarks/amx_checks.sh PHOTOS
 # PHOTOS: a folder of about 200 real photos (BENCHMARKS.md, "The data": /work/space200). Needs Fashion-MNIST
 # (apt-get install dataset-fashion-mnist) and data/fid/default_1.pt (make fid-weights); installs py-spy into the
