@@ -47,6 +47,8 @@ class DCGAN(LightningModule):
         num_fixed_noise: size of the fixed latent batch whose samples are logged every epoch.
         channels_last: NHWC weights and inputs (None: on for GPUs, and for CPUs in bf16).
         cuda_graph: replay the step as CUDA graphs (cuda_graph_step.py); None: where it can work, true: insist.
+        joint_d_call: D scores the real and the fake batch in one call (needs a D without BatchNorm); None: where
+            it pays (`joint_d_call_for`), true or false: insist.
         loss: a `losses.LOSSES` name: bce (the tutorial's), hinge, lsgan or wgan-gp.
         real_label: D's target for real images; 0.9 is one-sided label smoothing.
         n_critic: D steps per G step; each extra D step draws fresh fakes.
@@ -73,6 +75,7 @@ class DCGAN(LightningModule):
         num_fixed_noise: int = 64,
         channels_last: bool | None = None,
         cuda_graph: bool | None = None,
+        joint_d_call: bool | None = None,
         loss: str = "bce",
         real_label: float = 1.0,
         n_critic: int = 1,
@@ -104,6 +107,12 @@ class DCGAN(LightningModule):
                 f"{what} penalizes each image's gradient, and the discriminator has BatchNorm, which mixes the images "
                 "of a batch; set model.discriminator.batch_norm=false."
             )
+        if joint_d_call and self.d_mixes_batch:
+            raise ConfigError(
+                "model.joint_d_call=true scores the real and the fake batch in one D call, and the discriminator has "
+                "BatchNorm, which would mix their statistics; set model.discriminator.batch_norm=false, or "
+                "model.joint_d_call=null."
+            )
         self.generator, self.discriminator = generator, discriminator
         self.joint_d_call = False  # see joint_d_call_for(); resolved in setup(), once device and precision are known
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
@@ -128,7 +137,9 @@ class DCGAN(LightningModule):
         device = self.trainer.strategy.root_device
         self.memory_format = memory_format_for(self.hparams.channels_last, device, str(self.trainer.precision))
         self.to(memory_format=self.memory_format)
-        self.joint_d_call = joint_d_call_for(self.d_mixes_batch, device, str(self.trainer.precision))
+        self.joint_d_call = self.hparams.get("joint_d_call")  # .get: checkpoints from before the option
+        if self.joint_d_call is None:
+            self.joint_d_call = joint_d_call_for(self.d_mixes_batch, device, str(self.trainer.precision))
         eager_only = losses.eager_only(self.penalties, self.hparams.n_critic)
         self.use_cuda_graph = use_cuda_graph(
             self.hparams.cuda_graph, device, self.trainer.world_size, str(self.trainer.precision), eager_only

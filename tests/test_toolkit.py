@@ -80,12 +80,20 @@ def test_on_a_cpu_in_bf16_d_scores_real_and_fake_in_one_call(
         ((), "bf16-mixed", [4, 4, 4]),  # BatchNorm D: real, fake, then G's fake
         (no_bn, "32-true", [4, 4, 4]),
         (no_bn, "bf16-mixed", [8, 4]),  # real and fake together, then G's fake
+        ((*no_bn, "model.joint_d_call=true"), "32-true", [8, 4]),  # insisted on: fp32 too
+        ((*no_bn, "model.joint_d_call=false"), "bf16-mixed", [4, 4, 4]),
     ]:
         out = tmp_path / f"{precision}{len(overrides)}"
         train(tiny_cfg(*overrides, f"trainer.precision={precision}", "trainer.max_steps=3", "data.batch_size=4",
                        "+callbacks.d_calls._target_=tests.helpers.CountDCalls", f"+callbacks.d_calls.dirpath={out}",
                        output_dir=out))  # fmt: skip
         assert json.loads((out / "d_calls.json").read_text()) == [per_batch] * 3
+
+    with pytest.raises(InstantiationException) as info:  # Hydra wraps what the constructor raises
+        instantiate(tiny_cfg("model.joint_d_call=true").model)
+    assert isinstance(info.value.__cause__, ConfigError)
+    assert str(info.value.__cause__).startswith("model.joint_d_call=true scores the real and the fake batch")
+    assert "set model.discriminator.batch_norm=false, or model.joint_d_call=null." in str(info.value.__cause__)
 
     real, fake = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
     model = instantiate(tiny_cfg("model.discriminator.batch_norm=false").model)
