@@ -28,7 +28,7 @@ def test_the_best_fmnist32_experiment_is_the_measured_preset() -> None:
     """experiment=fashion_mnist_32_best composes exactly as the preset that BENCHMARKS.md measured."""
     sweep = load_sweep()
     spec = yaml.safe_load((REPO / "benchmarks" / "fmnist32_presets.yaml").read_text())
-    preset = compose_train(["experiment=fashion_mnist_32", *sweep.expand("b16_g80_d48", spec["presets"])])
+    preset = compose_train(["experiment=fashion_mnist_32", *sweep.expand("b16_g80_joint_r1", spec["presets"])])
     best = compose_train(["experiment=fashion_mnist_32_best"])
     assert OmegaConf.to_container(best) == OmegaConf.to_container(preset)
     assert best.model.loss == "hinge" and best.callbacks.ema.bn_stats == "recomputed"
@@ -36,6 +36,8 @@ def test_the_best_fmnist32_experiment_is_the_measured_preset() -> None:
     assert best.model.lr_g == best.model.lr_d == 8e-4
     assert list(best.model.optimizer_g.betas) == list(best.model.optimizer_d.betas) == [0.0, 0.99]
     assert best.model.generator.ngf == 80 and best.model.discriminator.ndf == 48
+    assert best.model.joint_d_call is True
+    assert best.model.penalties == {"r1": 0.1} and best.model.penalty_every == 16
 
 
 @pytest.mark.parametrize(
@@ -157,5 +159,6 @@ def test_make_quality_gpu_runs_every_64px_preset_on_two_seeds(tmp_path: Path) ->
         "hinge_sn_ema_b16_lr8e4_beta2_099",
         "hinge_sn_ema_b16_lr8e4_beta2_099_g96_d48",
         "hinge_sn_ema_b16_lr8e4_beta2_099_g80_d48",
+        "hinge_sn_ema_b16_lr8e4_beta2_099_g80_d48_r1",
     }
     assert winners <= set(spec["presets"])
