@@ -22,15 +22,19 @@ STAT_NAMES: tuple[str, ...] = ("train/d_loss", "train/g_loss", "train/D_x", "tra
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
-def joint_d_call_for(d_mixes_batch: bool, device: torch.device, precision: str) -> bool:
-    """Whether D scores the real and the fake batch in one call: on a CPU in bf16, when D has no BatchNorm.
+def joint_d_call_for(d_mixes_batch: bool, device: torch.device, precision: str, requested: bool | None = None) -> bool:
+    """Whether D scores the real and the fake batch in one call: `requested` (model.joint_d_call) when set, else
+    on a CPU in bf16, when D has no BatchNorm (the constructor refuses true for a D with BatchNorm).
 
     Without BatchNorm D scores each image on its own, so one call on both batches gives the logits of two. On AMX
     it makes the bf16 GAN step 1.47x faster at batch 32 (half the D calls, twice as wide convolutions, and
     spectral norm's power iteration once per D update, as in Miyato et al. (2018), Algorithm 1, instead of once
-    per batch). In fp32 it is 0.92x, so fp32 and the GPU path keep their two calls (BENCHMARKS.md, issue 22).
+    per batch). In fp32 it is 0.92x at batch 32, so fp32 and the GPU path keep their two calls by default
+    (BENCHMARKS.md, issue 22); at batch 16 in fp32 it is 1.06x, which `requested=True` is for (issue 23).
     With BatchNorm the batches stay apart, as the DCGAN tutorial keeps them: mixing them changes D's statistics.
     """
+    if requested is not None:
+        return requested
     return not d_mixes_batch and cpu_bf16(device, precision)
 
 
@@ -137,9 +141,9 @@ class DCGAN(LightningModule):
         device = self.trainer.strategy.root_device
         self.memory_format = memory_format_for(self.hparams.channels_last, device, str(self.trainer.precision))
         self.to(memory_format=self.memory_format)
-        self.joint_d_call = self.hparams.get("joint_d_call")  # .get: checkpoints from before the option
-        if self.joint_d_call is None:
-            self.joint_d_call = joint_d_call_for(self.d_mixes_batch, device, str(self.trainer.precision))
+        self.joint_d_call = joint_d_call_for(
+            self.d_mixes_batch, device, str(self.trainer.precision), self.hparams.joint_d_call
+        )
         eager_only = losses.eager_only(self.penalties, self.hparams.n_critic)
         self.use_cuda_graph = use_cuda_graph(
             self.hparams.cuda_graph, device, self.trainer.world_size, str(self.trainer.precision), eager_only
