@@ -95,6 +95,8 @@ def test_an_interrupt_mid_epoch_saves_a_checkpoint_and_resuming_matches_an_unint
     left = 12 - (6 + done_in_epoch)
     assert (summary["batches"], summary["images"]) == (left, left * 16)
     assert summary["steady_images_per_sec"] > 0 and len(summary["epoch_seconds"]) == 1
+    # The resumed epoch's time is what it trained here, not seconds since the host booted (its clock was never set).
+    assert 0 < summary["epoch_seconds"][0] <= summary["train_seconds"]
 
 
 def test_sigkill_during_saves_never_leaves_a_truncated_checkpoint(tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ class ImagesPerSecond(Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
         self._fit_start = self._sync_time(pl_module)
+        # A run resumed mid-epoch gets no on_train_epoch_start for that epoch (Lightning 2.6): start its clock here.
+        self._epoch_start = self._fit_start
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_start = self._sync_time(pl_module)
